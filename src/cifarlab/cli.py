@@ -1,0 +1,37 @@
+"""Entry-point helpers: user errors become a one-line message and exit status 2."""
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from rich.console import Console
+
+from cifarlab.errors import CifarlabError
+
+EXIT_USER_ERROR = 2
+
+
+def find_user_error(err: BaseException) -> CifarlabError | None:
+    """The :class:`CifarlabError` that caused ``err``, if any (Hydra's instantiate wraps them)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, CifarlabError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Print a user error as ``error: <message>`` on stderr and exit with status 2; re-raise the rest."""
+    try:
+        yield
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None:
+            raise
+        Console(stderr=True).print(f"[bold red]error:[/] {user_error}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USER_ERROR)

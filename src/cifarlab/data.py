@@ -1,0 +1,332 @@
+"""CIFAR-10 in torchvision's ``cifar-10-batches-py`` layout, read into memory once.
+
+The five training batches and the test batch are unpickled into uint8 arrays of shape
+(N, 32, 32, 3) (HWC, as albumentations expects) with int64 labels (N,). Files are checked
+against torchvision's official md5s: a mismatch with well-formed batches is a warning (the
+copy in ``../shared/data`` is a JPEG re-encode and mismatches), recorded in the run's
+``metrics.json`` together with a fingerprint of the arrays; ``strict_checksum=True`` makes
+it an error. Malformed or truncated batches are always an error.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets import CIFAR10
+
+from cifarlab.errors import ConfigError, DataError
+from cifarlab.transforms import build_eval_transform, build_train_transform
+
+log = logging.getLogger(__name__)
+
+BASE_FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
+TRAIN_FILES = [name for name, _ in CIFAR10.train_list]
+TEST_FILES = [name for name, _ in CIFAR10.test_list]
+META_FILE = CIFAR10.meta["filename"]
+OFFICIAL_MD5 = dict(CIFAR10.train_list + CIFAR10.test_list + [[META_FILE, CIFAR10.meta["md5"]]])
+DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)  # where torchvision downloads CIFAR-10 from
+IMAGE_BYTES = 3 * 32 * 32
+
+
+@dataclass
+class ChecksumReport:
+    """Outcome of the md5 check: ``status`` is ``"official"`` or ``"mismatch"``."""
+
+    status: str
+    mismatched: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CIFAR10Arrays:
+    """The whole dataset in memory: images (N, 32, 32, 3) uint8, labels (N,) int64."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: list[str]
+    checksum: ChecksumReport
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError, UnicodeDecodeError, AttributeError, IndexError) as err:
+        raise DataError(
+            f"{path} is truncated or not a CIFAR-10 pickle ({type(err).__name__}: {err}). "
+            "Delete the folder and rebuild it (../shared/data/prepare, or download CIFAR-10 again)."
+        ) from err
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file -> images (n, 32, 32, 3) uint8, labels (n,) int64, checked for shape and range."""
+    entry = _unpickle(path)
+    data = entry.get("data") if isinstance(entry, dict) else None
+    labels = entry.get("labels", entry.get("fine_labels")) if isinstance(entry, dict) else None
+    if not isinstance(data, np.ndarray) or labels is None:
+        raise DataError(f"{path} has no 'data' array and 'labels' list: not a CIFAR-10 batch. Rebuild the folder.")
+    labels = np.asarray(labels, dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES or len(data) != len(labels):
+        raise DataError(
+            f"{path} is malformed: data {data.dtype}{list(data.shape)} with {len(labels)} labels, expected "
+            f"uint8[n, {IMAGE_BYTES}] with n labels. Rebuild the folder."
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"{path} has labels outside 0..9 ({labels.min()}..{labels.max()}). Rebuild the folder.")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
+
+
+def _check_balance(labels: np.ndarray, split: str, folder: Path) -> None:
+    counts = np.bincount(labels, minlength=10)
+    if counts.min() == 0 or counts.min() != counts.max():
+        raise DataError(
+            f"the {split} split in {folder} is not CIFAR-10: per-class counts {counts.tolist()} "
+            "(expected 10 classes of equal size, 5,000 / 1,000 each). Rebuild the folder."
+        )
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """First 16 hex digits of the SHA-256 of the arrays' bytes: identifies the pixels and labels a run saw."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _network_reachable(timeout_s: float = 3.0) -> bool:
+    try:
+        socket.create_connection(DOWNLOAD_HOST, timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def ensure_cifar10(root: str | Path) -> Path:
+    """Return ``root/cifar-10-batches-py``, downloading it through torchvision when it is missing.
+
+    Raises:
+        DataError: files are missing and no network is reachable (or the download failed);
+            the message names the path and how to provide the data.
+    """
+    folder = Path(root).expanduser() / BASE_FOLDER
+    missing = [name for name in OFFICIAL_MD5 if not (folder / name).is_file()]
+    if not missing:
+        return folder
+    how = (
+        f"Provide the data: point data.root at the folder that holds {BASE_FOLDER}/ "
+        "(here: data.root=../shared/data after running ../shared/data/prepare), "
+        "or run once where https://www.cs.toronto.edu is reachable to download it."
+    )
+    if not _network_reachable():
+        raise DataError(f"CIFAR-10 not found: {folder} lacks {', '.join(missing)} and no network is reachable. {how}")
+    log.info("CIFAR-10 missing under %s: downloading through torchvision", folder)
+    try:
+        CIFAR10(str(Path(root).expanduser()), train=True, download=True)
+    except Exception as err:  # torchvision raises URLError, RuntimeError (bad md5) or OSError
+        raise DataError(f"downloading CIFAR-10 into {folder} failed: {err}. {how}") from err
+    return folder
+
+
+def verify_checksums(folder: Path, strict: bool) -> list[str]:
+    """Names of the files whose md5 differs from torchvision's official ones.
+
+    Raises:
+        DataError: with ``strict`` and any mismatch.
+    """
+    mismatched = [name for name, md5 in OFFICIAL_MD5.items() if _md5(folder / name) != md5]
+    if mismatched and strict:
+        raise DataError(
+            f"md5 of {', '.join(mismatched)} in {folder} differs from the official CIFAR-10 release "
+            "and data.strict_checksum=true. Use the official files, or set data.strict_checksum=false "
+            "to train on this copy (the mismatch is then recorded in metrics.json)."
+        )
+    if mismatched:
+        log.warning(
+            "md5 of %s in %s differs from the official CIFAR-10 release (e.g. the JPEG q75 copy in ../shared); "
+            "training on it and recording the mismatch in metrics.json", ", ".join(mismatched), folder,
+        )
+    return mismatched
+
+
+def load_cifar10(root: str | Path, strict_checksum: bool = False) -> CIFAR10Arrays:
+    """Read all of CIFAR-10 under ``root`` into memory (about 180 MB, ~1 s).
+
+    Raises:
+        DataError: missing, truncated or malformed files; an md5 mismatch with ``strict_checksum``.
+    """
+    folder = ensure_cifar10(root)
+    mismatched = verify_checksums(folder, strict_checksum)
+    train = [_read_batch(folder / name) for name in TRAIN_FILES]
+    test_images, test_labels = _read_batch(folder / TEST_FILES[0])
+    train_images = np.concatenate([images for images, _ in train])
+    train_labels = np.concatenate([labels for _, labels in train])
+    _check_balance(train_labels, "training", folder)
+    _check_balance(test_labels, "test", folder)
+    meta = _unpickle(folder / META_FILE)
+    report = ChecksumReport(
+        status="mismatch" if mismatched else "official",
+        mismatched=mismatched,
+        fingerprint=fingerprint(train_images, train_labels, test_images, test_labels),
+    )
+    return CIFAR10Arrays(train_images, train_labels, test_images, test_labels, list(meta["label_names"]), report)
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (population) std of uint8 images (N, H, W, 3), in pixel/255 units.
+
+    Exact: computed from each channel's 256-bin histogram, so no float copy of the data is made.
+    """
+    means, stds = [], []
+    levels = np.arange(256, dtype=np.float64)
+    for c in range(images.shape[-1]):
+        hist = np.bincount(images[..., c].ravel(), minlength=256).astype(np.float64)
+        mean = (hist * levels).sum() / hist.sum()
+        var = (hist * (levels - mean) ** 2).sum() / hist.sum()
+        means.append(float(mean / 255.0))
+        stds.append(float(np.sqrt(var) / 255.0))
+    return means, stds
+
+
+class ImageDataset(Dataset):
+    """In-memory images with an albumentations transform.
+
+    ``dataset[i]`` -> (image (3, 32, 32) float32 tensor, label int).
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(image=self.images[index])["image"], int(self.labels[index])
+
+
+def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        kind = "a non-negative integer" if allow_zero else "a positive integer"
+        raise ConfigError(f"data.{name} must be {kind}, got {value!r}")
+
+
+class CIFAR10DataModule(L.LightningDataModule):
+    """CIFAR-10 for Lightning, from the in-memory arrays of :func:`load_cifar10`.
+
+    Args:
+        root: folder that holds (or will hold) ``cifar-10-batches-py/``.
+        batch_size: images per batch (per device under DDP).
+        num_workers, pin_memory, persistent_workers: passed to every DataLoader.
+        val_size: 0 validates on the 10,000 test images (as Page and the seed notebooks do);
+            N > 0 holds the last N training images out for validation, so that sweeps never
+            select on the test set.
+        subset: train on the first N (remaining) training images; ``None`` uses all.
+        strict_checksum: an md5 mismatch with the official files is an error, not a warning.
+        train_transforms: Hydra specs of the albumentations augmentation (see
+            :mod:`cifarlab.transforms`); normalisation is appended.
+
+    After ``setup()``: ``mean``/``std`` (per-channel statistics of the training images used,
+    pixel/255), ``class_names``, ``checksum`` (a :class:`ChecksumReport`).
+
+    Raises:
+        ConfigError: a non-positive batch_size or subset, negative num_workers or val_size,
+            val_size or subset larger than the training set.
+        DataError: see :func:`load_cifar10`.
+    """
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 512,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        val_size: int = 0,
+        subset: int | None = None,
+        strict_checksum: bool = False,
+        train_transforms: list[dict] | None = None,
+    ) -> None:
+        super().__init__()
+        _positive("batch_size", batch_size)
+        _positive("num_workers", num_workers, allow_zero=True)
+        _positive("val_size", val_size, allow_zero=True)
+        _positive("subset", subset, allow_none=True)
+        self.save_hyperparameters()
+        self.arrays: CIFAR10Arrays | None = None
+        self.mean: list[float] = []
+        self.std: list[float] = []
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.arrays.class_names
+
+    @property
+    def checksum(self) -> ChecksumReport:
+        return self.arrays.checksum
+
+    def prepare_data(self) -> None:
+        ensure_cifar10(self.hparams.root)
+
+    def _split(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        a, hp = self.arrays, self.hparams
+        n_train = len(a.train_images) - hp.val_size
+        if n_train < 1:
+            raise ConfigError(f"data.val_size={hp.val_size} leaves no training images (there are {len(a.train_images)})")
+        if hp.subset is not None and hp.subset > n_train:
+            raise ConfigError(f"data.subset={hp.subset} exceeds the {n_train} training images available")
+        end = n_train if hp.subset is None else hp.subset
+        train = (a.train_images[:end], a.train_labels[:end])
+        val = (a.train_images[n_train:], a.train_labels[n_train:]) if hp.val_size else (a.test_images, a.test_labels)
+        return train, val
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the arrays (once), compute the training statistics and build the datasets."""
+        if self.arrays is not None:
+            return
+        self.arrays = load_cifar10(self.hparams.root, self.hparams.strict_checksum)
+        (train_x, train_y), (val_x, val_y) = self._split()
+        self.mean, self.std = channel_stats(train_x)
+        eval_tf = build_eval_transform(self.mean, self.std)
+        self.train_set = ImageDataset(train_x, train_y, build_train_transform(self.hparams.train_transforms or [], self.mean, self.std))
+        self.val_set = ImageDataset(val_x, val_y, eval_tf)
+        self.test_set = ImageDataset(self.arrays.test_images, self.arrays.test_labels, eval_tf)
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        hp = self.hparams
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            shuffle=shuffle,
+            drop_last=False,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory and torch.cuda.is_available(),
+            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)

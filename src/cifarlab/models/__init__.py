@@ -1,0 +1,5 @@
+"""The model zoo: CIFAR-10 classifiers selected by ``conf/model/*.yaml``."""
+from cifarlab.models.custom_resnet import CustomResNet
+from cifarlab.models.resnet18 import ResNet18
+
+__all__ = ["CustomResNet", "ResNet18"]
