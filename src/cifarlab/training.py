@@ -53,8 +53,14 @@ def test_checkpoint(trainer: L.Trainer, val_size: int) -> tuple[str | None, str]
     if trainer.fast_dev_run or not isinstance(checkpoint, ModelCheckpoint):
         return None, "final weights (in memory; no checkpoint written)"
     if val_size == 0 or not checkpoint.best_model_path:
-        return checkpoint.last_model_path or None, "final weights (last.ckpt; validation ran on the test set)"
+        return checkpoint.last_model_path or None, "final weights (last.ckpt)"
     return checkpoint.best_model_path, f"best {checkpoint.monitor} on the held-out validation split"
+
+
+def validation_description(trainer: L.Trainer, val_size: int) -> str:
+    if trainer.limit_val_batches == 0:
+        return "none (trainer.limit_val_batches=0)"
+    return "the 10,000 test images (data.val_size=0)" if val_size == 0 else f"{val_size} held-out training images"
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -89,7 +95,7 @@ def run(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    datamodule: CIFAR10DataModule = instantiate(cfg.data, _convert_="all")
+    datamodule: CIFAR10DataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
     datamodule.prepare_data()
     datamodule.setup("fit")
     module = build_module(cfg, datamodule)
@@ -108,8 +114,7 @@ def run(cfg: DictConfig) -> dict:
         "dataset": "CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
         "test": {"acc": float(tested["test/acc"]), "loss": float(tested["test/loss"]), "images": len(datamodule.test_set)},
         "tested_checkpoint": {"which": which, "path": ckpt_path},
-        "validation": "the 10,000 test images (data.val_size=0)" if datamodule.hparams.val_size == 0
-        else f"{datamodule.hparams.val_size} held-out training images",
+        "validation": validation_description(trainer, datamodule.hparams.val_size),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_images": len(datamodule.train_set),
