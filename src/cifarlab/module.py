@@ -75,6 +75,10 @@ class ImageClassifier(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "test")
 
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Logits (N, C) float32 of a batch of (images, labels)."""
+        return self(batch[0]).float()
+
     def configure_optimizers(self) -> dict:
         optimizer, scheduler = instantiate(
             self.hparams.optimizer, params=self.parameters(), total_steps=int(self.trainer.estimated_stepping_batches)

@@ -1,0 +1,76 @@
+"""Shared fixtures: a small generated CIFAR-10 in torchvision's layout, and Hydra composition."""
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+import cifarlab  # noqa: F401  (registers the resolvers)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+REAL_DATA = ROOT.parent / "shared" / "data"
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def make_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Learnable images (n, 3072) uint8: class k is a noisy image whose colour and stripe
+    orientation depend on k, so a network can fit them in a few steps."""
+    n = len(labels)
+    base = rng.integers(0, 256, size=(10, 3), dtype=np.int64)
+    yy, xx = np.mgrid[0:32, 0:32]
+    images = np.empty((n, 3, 32, 32), dtype=np.uint8)
+    for i, k in enumerate(labels):
+        stripes = ((xx if k % 2 else yy) // (k // 2 + 1)) % 2 * 60
+        pixels = base[k][:, None, None] + stripes[None] + rng.normal(0, 20, size=(3, 32, 32))
+        images[i] = np.clip(pixels, 0, 255).astype(np.uint8)
+    return images.reshape(n, -1)
+
+
+def write_cifar(folder: Path, per_class_train: int = 10, per_class_test: int = 10, seed: int = 0) -> Path:
+    """Write ``folder/cifar-10-batches-py``: 5 training batches of ``per_class_train`` images per
+    class each and a test batch of ``per_class_test`` per class; returns ``folder``."""
+    rng = np.random.default_rng(seed)
+    out = folder / "cifar-10-batches-py"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, per_class in [(f"data_batch_{i}", per_class_train) for i in range(1, 6)] + [("test_batch", per_class_test)]:
+        labels = rng.permutation(np.repeat(np.arange(10), per_class))
+        entry = {"batch_label": name, "labels": labels.tolist(), "data": make_images(labels, rng),
+                 "filenames": [f"{i}.png" for i in range(len(labels))]}
+        (out / name).write_bytes(pickle.dumps(entry))
+    (out / "batches.meta").write_bytes(pickle.dumps({"label_names": CLASSES, "num_cases_per_batch": 10 * per_class_train}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated CIFAR-10 with 500 training images (50 per class) and 100 test images."""
+    return write_cifar(tmp_path_factory.mktemp("cifar"))
+
+
+def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    """Compose ``conf/train.yaml`` as ``train.py`` would, with ``paths.output_dir`` set."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    if output_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+def tiny_overrides(root: Path) -> list[str]:
+    """Fast CPU settings on the fixture data."""
+    return [f"data.root={root}", "data.batch_size=20", "data.num_workers=0", "trainer=cpu",
+            "trainer.precision=32-true", "callbacks.progress_bar.refresh_rate=1000"]
+
+
+def run_script(script: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run ``python <script> args`` as a user would; returns the completed process (text output)."""
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)

@@ -1,0 +1,43 @@
+"""The app in a real browser: Debian's chromium driven by Playwright picks an example, predicts,
+and sees k classes and a GradCAM image. The screenshot goes to $CIFARLAB_SCREENSHOT (relative
+to the repository, e.g. docs/app.png) when set, else to the test's tmp dir."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import ROOT
+from test_app import explorer, served, trained_run  # noqa: F401  (the fixtures: one trained run, one server)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
+                                reason=f"Debian's chromium is not installed at {CHROMIUM}: `make browser` "
+                                       "(apt-get install -y chromium) installs it")
+
+
+def test_browser_picks_an_example_and_sees_top_k_and_gradcam(served: str, tmp_path: Path) -> None:  # noqa: F811
+    shot = ROOT / os.environ["CIFARLAB_SCREENSHOT"] if os.environ.get("CIFARLAB_SCREENSHOT") else tmp_path / "app.png"
+    k = 5
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(served)
+            page.locator("#k input[type=number]").fill(str(k))
+            page.locator("#k input[type=number]").press("Enter")
+            page.locator("#examples button:has(img[src$='/cat.png'])").click()
+            expect(page.locator("#image img")).to_be_visible(timeout=20_000)
+            page.locator("#predict").click()
+            expect(page.locator("#topk [data-testid$='-confidence-set']")).to_have_count(k, timeout=30_000)
+            expect(page.locator("#gradcam img")).to_be_visible(timeout=30_000)
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000

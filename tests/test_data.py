@@ -1,0 +1,131 @@
+"""The data module on a generated CIFAR-format fixture, and its failure paths."""
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from cifarlab.data import CIFAR10DataModule, channel_stats, load_cifar10
+from cifarlab.errors import ConfigError, DataError
+from conftest import CONF, write_cifar
+
+COLOR = OmegaConf.to_container(OmegaConf.load(CONF / "data/augmentation/color.yaml").train_transforms)
+
+
+def make_dm(root: Path, **kwargs) -> CIFAR10DataModule:
+    args = dict(root=str(root), batch_size=32, num_workers=0, train_transforms=COLOR) | kwargs
+    dm = CIFAR10DataModule(**args)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_arrays_shapes_dtypes_and_classes(cifar_root: Path) -> None:
+    arrays = load_cifar10(cifar_root)
+    assert arrays.train_images.shape == (500, 32, 32, 3) and arrays.train_images.dtype == np.uint8
+    assert arrays.test_images.shape == (100, 32, 32, 3)
+    assert arrays.train_labels.dtype == np.int64 and np.bincount(arrays.train_labels).tolist() == [50] * 10
+    assert arrays.class_names[0] == "airplane" and len(arrays.class_names) == 10
+
+
+def test_checksum_mismatch_is_a_recorded_warning(cifar_root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    arrays = load_cifar10(cifar_root)
+    assert arrays.checksum.status == "mismatch"
+    assert "data_batch_1" in arrays.checksum.mismatched and len(arrays.checksum.fingerprint) == 16
+    assert "differs from the official CIFAR-10 release" in caplog.text
+
+
+def test_strict_checksum_is_an_error(cifar_root: Path) -> None:
+    with pytest.raises(DataError, match="strict_checksum=true"):
+        load_cifar10(cifar_root, strict_checksum=True)
+
+
+def test_batches_shapes_dtypes_and_normalised_statistics(cifar_root: Path) -> None:
+    dm = make_dm(cifar_root, train_transforms=[])
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (32, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.shape == (32,) and labels.dtype == torch.int64
+    everything = torch.stack([dm.train_set[i][0] for i in range(len(dm.train_set))])
+    assert everything.mean(dim=(0, 2, 3)).abs().max() < 1e-3
+    assert (everything.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-3
+
+
+def test_statistics_are_computed_from_the_training_images(cifar_root: Path) -> None:
+    dm = make_dm(cifar_root)
+    pixels = dm.arrays.train_images.reshape(-1, 3).astype(np.float64) / 255
+    np.testing.assert_allclose(dm.mean, pixels.mean(0), atol=1e-9)
+    np.testing.assert_allclose(dm.std, pixels.std(0), atol=1e-9)
+    assert channel_stats(np.full((2, 4, 4, 3), 51, np.uint8)) == ([0.2] * 3, [0.0] * 3)
+
+
+def test_augmentation_keeps_shape_and_changes_pixels(cifar_root: Path) -> None:
+    dm = make_dm(cifar_root)
+    torch.manual_seed(0)
+    views = torch.stack([dm.train_set[0][0] for _ in range(8)])
+    assert views.shape == (8, 3, 32, 32)
+    assert (views.std(dim=0) > 0).any(), "8 random augmentations of one image were identical"
+    plain = dm.val_set[0][0]
+    assert plain.shape == (3, 32, 32)
+
+
+def test_cutout_hole_is_filled_with_the_mean(cifar_root: Path) -> None:
+    spec = [{"_target_": "albumentations.CoarseDropout", "num_holes_range": [1, 1], "hole_height_range": [8, 8],
+             "hole_width_range": [8, 8], "fill": "dataset_mean", "p": 1.0}]
+    dm = make_dm(cifar_root, train_transforms=spec)
+    image = dm.train_set[0][0]
+    near_zero = (image.abs() < 0.03).all(dim=0)  # the mean pixel normalises to ~0 in every channel
+    assert near_zero.sum() >= 64
+
+
+def test_val_size_holds_out_training_images_and_subset_trims(cifar_root: Path) -> None:
+    dm = make_dm(cifar_root, val_size=100, subset=50)
+    assert len(dm.train_set) == 50 and len(dm.val_set) == 100 and len(dm.test_set) == 100
+    np.testing.assert_array_equal(dm.val_set.images, dm.arrays.train_images[400:])
+    assert len(make_dm(cifar_root).val_set) == 100  # val_size=0: validate on the test images
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"batch_size": 0}, "data.batch_size must be a positive integer, got 0"),
+    ({"num_workers": -1}, "data.num_workers must be a non-negative integer"),
+    ({"subset": 0}, "data.subset must be a positive integer"),
+])
+def test_bad_arguments_are_rejected_where_they_enter(cifar_root: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        CIFAR10DataModule(root=str(cifar_root), **kwargs)
+
+
+def test_split_larger_than_the_data_is_rejected(cifar_root: Path) -> None:
+    with pytest.raises(ConfigError, match="data.subset=1000 exceeds the 500 training images"):
+        make_dm(cifar_root, subset=1000)
+    with pytest.raises(ConfigError, match="leaves no training images"):
+        make_dm(cifar_root, val_size=500)
+
+
+def test_missing_data_names_the_path_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cifarlab.data._network_reachable", lambda timeout_s=3.0: False)
+    with pytest.raises(DataError, match=r"nowhere.*cifar-10-batches-py lacks data_batch_1.*data.root"):
+        load_cifar10(tmp_path / "nowhere")
+
+
+def test_truncated_batch_is_an_error(cifar_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "copy"
+    shutil.copytree(cifar_root, root)
+    batch = root / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:5000])
+    with pytest.raises(DataError, match="data_batch_3 is truncated"):
+        load_cifar10(root)
+
+
+def test_malformed_batch_is_an_error(tmp_path: Path) -> None:
+    root = write_cifar(tmp_path)
+    batch = root / "cifar-10-batches-py" / "test_batch"
+    entry = pickle.loads(batch.read_bytes())
+    entry["data"] = entry["data"][:, :1000]
+    batch.write_bytes(pickle.dumps(entry))
+    with pytest.raises(DataError, match="test_batch is malformed"):
+        load_cifar10(root)

@@ -1,0 +1,112 @@
+"""train.py end to end on the fixture: fast_dev_run, a fit whose loss falls, a sweep, and bad input."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from cifarlab.data import load_cifar10
+from cifarlab.module import ImageClassifier
+from cifarlab.training import run
+from cifarlab.transforms import build_eval_transform
+from conftest import compose_train, run_script, tiny_overrides
+
+
+@pytest.mark.parametrize("model", ["custom_resnet", "resnet18"])
+def test_fast_dev_run_fits_and_tests(model: str, cifar_root: Path, tmp_path: Path) -> None:
+    cfg = compose_train(tiny_overrides(cifar_root) + [f"model={model}", "trainer.fast_dev_run=true"], tmp_path)
+    results = run(cfg)
+    assert 0.0 <= results["test"]["acc"] <= 1.0
+    assert results["tested_checkpoint"]["path"] is None
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["model"] == {"custom_resnet": "CustomResNet", "resnet18": "ResNet18"}[model]
+    assert written["data"]["checksum"]["status"] == "mismatch"
+
+
+@pytest.fixture(scope="module")
+def short_fit(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Four epochs of ResNet-9 on 200 fixture images, logged to CSV and TensorBoard."""
+    out = tmp_path_factory.mktemp("fit")
+    cfg = compose_train(tiny_overrides(cifar_root) + [
+        "data.subset=200", "data/augmentation=none", "trainer.max_epochs=4", "trainer.log_every_n_steps=1",
+        "optimizer.max_lr=0.005", "logger=[tensorboard,csv]"], out)
+    return out, run(cfg)
+
+
+def test_training_loss_falls(short_fit: tuple[Path, dict]) -> None:
+    out, _ = short_fit
+    rows = list(csv.DictReader((out / "csv" / "metrics.csv").open()))
+    per_epoch = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert len(per_epoch) == 4
+    assert per_epoch[-1] < 0.7 * per_epoch[0], per_epoch
+
+
+def test_run_dir_holds_config_checkpoints_logs_and_metrics(short_fit: tuple[Path, dict]) -> None:
+    out, results = short_fit
+    assert (out / "config.yaml").is_file()
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    checkpoints = out / "checkpoints"
+    assert all(p.is_file() for p in checkpoints.iterdir()), "a metric name with '/' created a folder"
+    names = sorted(p.name for p in checkpoints.iterdir())
+    assert "last.ckpt" in names and any(n.startswith("epoch003-val_acc") for n in names), names
+    assert results["tested_checkpoint"]["path"].endswith("last.ckpt")
+    assert results["epochs"] == 4 and results["global_step"] == 40 and results["images_per_s"] > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["images"] == 100 and metrics["wall_time_s"] > 0
+
+
+def test_checkpoint_loads_weights_only_and_reproduces_test_accuracy(short_fit: tuple[Path, dict], cifar_root: Path) -> None:
+    out, results = short_fit
+    raw = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert raw["hyper_parameters"]["net"]["_target_"] == "cifarlab.models.CustomResNet"
+    model = ImageClassifier.load_from_checkpoint(out / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    arrays = load_cifar10(cifar_root)
+    transform = build_eval_transform(model.hparams.mean, model.hparams.std)  # the training subset's statistics
+    images = torch.stack([transform(image=image)["image"] for image in arrays.test_images])
+    with torch.no_grad():
+        correct = (model(images).argmax(1).numpy() == arrays.test_labels).sum()
+    assert correct / 100 == pytest.approx(results["test"]["acc"], abs=1e-6)
+
+
+def test_held_out_validation_tests_the_best_checkpoint(cifar_root: Path, tmp_path: Path) -> None:
+    cfg = compose_train(tiny_overrides(cifar_root) + [
+        "data.val_size=100", "data.subset=100", "trainer.max_epochs=2", "data/augmentation=none"], tmp_path)
+    results = run(cfg)
+    assert "best val/acc" in results["tested_checkpoint"]["which"]
+    assert "epoch00" in Path(results["tested_checkpoint"]["path"]).name
+    assert results["validation"] == "100 held-out training images"
+
+
+def test_multirun_sweeps_two_models(cifar_root: Path, tmp_path: Path) -> None:
+    proc = run_script("train.py", "-m", "model=custom_resnet,resnet18", "trainer.fast_dev_run=true",
+                      *tiny_overrides(cifar_root), f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    models = sorted(json.loads((tmp_path / str(i) / "metrics.json").read_text())["model"] for i in (0, 1))
+    assert models == ["CustomResNet", "ResNet18"]
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model=resnet1000", "Could not find 'model/resnet1000'"),
+    ("data.batch_size=0", "data.batch_size must be a positive integer, got 0"),
+    ("data.root=/definitely/not/here", "/definitely/not/here/cifar-10-batches-py lacks data_batch_1"),
+])
+def test_bad_input_exits_non_zero_with_a_message(override: str, message: str, cifar_root: Path, tmp_path: Path) -> None:
+    proc = run_script("train.py", *tiny_overrides(cifar_root), "trainer.fast_dev_run=true", override,
+                      f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_truncated_batch_exits_non_zero(cifar_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(cifar_root, root)
+    batch = root / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:1000])
+    proc = run_script("train.py", *tiny_overrides(root), "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2
+    assert "data_batch_2 is truncated" in proc.stderr, proc.stderr[-3000:]
