@@ -1,16 +1,21 @@
 """The app in a real browser: Debian's chromium driven by Playwright picks an example, predicts,
-and sees k classes and a GradCAM image. The screenshot goes to $CIFARLAB_SCREENSHOT (relative
-to the repository, e.g. docs/app.png) when set, else to the test's tmp dir."""
+and sees k classes and a GradCAM image.
+
+The screenshot goes to $CIFARLAB_SCREENSHOT (relative to the repository, e.g. docs/app.png) when
+set, else to the test's tmp dir. $CIFARLAB_APP_CKPT (a run dir or .ckpt) serves that checkpoint
+instead of the test's briefly trained one, for a screenshot of a real model."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from cifarlab.app import Explorer, build_app, launch
 from conftest import ROOT
-from test_app import explorer, served, trained_run  # noqa: F401  (the fixtures: one trained run, one server)
+from test_app import explorer, free_port, served, trained_run  # noqa: F401  (fixtures: one trained run, one server)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -21,14 +26,26 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
                                        "(apt-get install -y chromium) installs it")
 
 
-def test_browser_picks_an_example_and_sees_top_k_and_gradcam(served: str, tmp_path: Path) -> None:  # noqa: F811
+@pytest.fixture(scope="module")
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The app's URL: on $CIFARLAB_APP_CKPT when set, else the test_app fixture's server."""
+    ckpt = os.environ.get("CIFARLAB_APP_CKPT")
+    if not ckpt:
+        yield request.getfixturevalue("served")
+        return
+    demo = launch(build_app(Explorer.from_checkpoint(ROOT / ckpt)), "127.0.0.1", free_port(), block=False)
+    yield demo.local_url
+    demo.close()
+
+
+def test_browser_picks_an_example_and_sees_top_k_and_gradcam(url: str, tmp_path: Path) -> None:
     shot = ROOT / os.environ["CIFARLAB_SCREENSHOT"] if os.environ.get("CIFARLAB_SCREENSHOT") else tmp_path / "app.png"
     k = 5
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(served)
+            page.goto(url)
             page.locator("#k input[type=number]").fill(str(k))
             page.locator("#k input[type=number]").press("Enter")
             page.locator("#examples button:has(img[src$='/cat.png'])").click()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import logging
 import os
 import threading
 import warnings
@@ -38,6 +39,8 @@ from cifarlab.examples import example_paths
 from cifarlab.module import ImageClassifier
 from cifarlab.plotting import upscale
 from cifarlab.transforms import build_eval_transform
+
+log = logging.getLogger(__name__)
 
 SIZE = 32  # CIFAR-10 images are 32 x 32
 DISPLAY = 128  # images are shown upscaled 4x (nearest), as in the example PNGs
@@ -82,7 +85,9 @@ def open_image(value: Any, max_megapixels: float) -> Image.Image:
         image = Image.fromarray(value)
     else:
         path = Path(value["path"] if isinstance(value, Mapping) else value)
-        if not path.is_file() or path.stat().st_size == 0:
+        if not path.is_file():
+            raise CifarlabError(f"{_name(value)} was not found: upload the image again")
+        if path.stat().st_size == 0:
             raise CifarlabError(f"{_name(value)} is empty (0 bytes): upload an image file (PNG, JPEG, WebP, ...)")
         try:
             with warnings.catch_warnings():
@@ -102,14 +107,17 @@ def open_image(value: Any, max_megapixels: float) -> Image.Image:
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as err:
-        raise CifarlabError(f"{_name(value)} could not be decoded ({err}): it is truncated or corrupt") from err
+        raise CifarlabError(f"{_name(value)} could not be decoded ({err}): upload the complete file again") from err
     return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any mode -> RGB, upright: EXIF rotation applied, 16-bit grey scaled to 8 bits,
     transparency (RGBA, LA, palette with a transparent colour) composited onto white."""
-    image = ImageOps.exif_transpose(image)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError):  # a malformed EXIF block: keep the image as stored
+        pass
     if image.mode.startswith("I;16"):
         image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257).round().astype(np.uint8))
     if image.mode == "P":
@@ -195,8 +203,9 @@ class Explorer:
         self.top_blocks = [name for name in self.blocks if "." not in name]
         self.conv_layers = features.conv_layer_names(self.net)
         self.channels = features.block_channels(self.net, self.top_blocks)
-        # One model, one user at a time: GradCAM and feature maps put hooks on the network.
-        self._lock = threading.RLock()
+        # Forward passes of the shared network run in parallel (GradCAM and feature maps hook copies
+        # of it); this lock only makes the test-set results and the GradCAM cache be computed once.
+        self._lock = threading.Lock()
         self._mistakes: Mistakes | None = None
         self._cams: dict[str, np.ndarray] = {}
 
@@ -243,8 +252,7 @@ class Explorer:
         """Top-``k`` classes of an upload: {class name: probability}, most probable first (k in 1..10)."""
         k = _as_int("k (classes shown)", k, 1, len(self.class_names))
         _, x = self.image_tensor(image)
-        with self._lock:
-            probs = explain.predict_proba(self.model, x)[0]
+        probs = explain.predict_proba(self.model, x)[0]
         top = np.argsort(-probs, kind="stable")[:k]
         return {self.class_names[i]: float(probs[i]) for i in top}
 
@@ -256,8 +264,7 @@ class Explorer:
         layer = self._block(layer or self.default_block)
         opacity = _as_fraction("opacity", opacity)
         pixels, x = self.image_tensor(image)
-        with self._lock:
-            cam = explain.gradcam(self.net, x, layer)[0]
+        cam = explain.gradcam(self.net, x, layer)[0]
         return self._overlay(pixels, cam, opacity)
 
     # ---- Misclassified tab
@@ -268,12 +275,11 @@ class Explorer:
                 return (f"eval_dir={self.eval_dir} holds no metrics.json: give the output dir of a finished "
                         "evaluate.py run, or leave eval_dir unset to predict the test set here")
             return None
+        how = f"start the app with data_root=DIR (the folder holding {BASE_FOLDER}/) to see misclassified test images"
         if self.data_root is None:
-            return ("the checkpoint records no data root: start the app with data_root=<folder holding "
-                    f"{BASE_FOLDER}/> to see misclassified test images")
+            return f"the checkpoint records no data root: {how}"
         if not (self.data_root / BASE_FOLDER / TEST_FILES[0]).is_file():
-            return (f"no CIFAR-10 test set at {self.data_root / BASE_FOLDER}: start the app with "
-                    f"data_root=<folder holding {BASE_FOLDER}/> to see misclassified test images")
+            return f"no CIFAR-10 test set at {self.data_root / BASE_FOLDER}: {how}"
         return None
 
     def mistakes(self) -> Mistakes:
@@ -310,11 +316,12 @@ class Explorer:
         images, labels = [], []
         for index in metrics["shown_misclassified"]:
             files = sorted((self.eval_dir / "misclassified").glob(f"{index}_*.png"))
-            if not files or files[0].stem.split("_", 1)[1] not in classes:
+            pair = files[0].stem.split("_", 1)[1] if files else None
+            if pair not in classes:
                 raise DataError(f"{self.eval_dir / 'misclassified'} lacks the image of test image {index} "
                                 "that metrics.json lists: run evaluate.py again")
             images.append(to_cifar(to_rgb(Image.open(files[0]))))
-            labels.append(classes[files[0].stem.split("_", 1)[1]])
+            labels.append(classes[pair])
         images_array = np.stack(images) if images else np.zeros((0, SIZE, SIZE, 3), np.uint8)
         probs = explain.predict_proba(self.model, self.normalise(images_array)) if images else np.zeros((0, len(names)))
         return Mistakes(images_array, np.array(labels, dtype=np.int64), probs.astype(np.float32),
@@ -331,13 +338,14 @@ class Explorer:
         return line
 
     def _caption(self, m: Mistakes, i: int) -> str:
+        """"true: cat, pred: dog (54%) #12": true class, predicted class and its probability, test-set index."""
         predicted = int(m.probs[i].argmax())
-        return (f"#{m.indices[i]} true: {self.class_names[m.labels[i]]}, predicted: {self.class_names[predicted]} "
-                f"({100 * m.probs[i, predicted]:.0f} %)")
+        return (f"true: {self.class_names[m.labels[i]]}, pred: {self.class_names[predicted]} "
+                f"({100 * m.probs[i, predicted]:.0f}%) #{m.indices[i]}")
 
     @user_errors
     def misclassified(self, show: bool = True, count: Any = 10) -> list[tuple[np.ndarray, str]]:
-        """The first ``count`` (1..25) misclassified test images: [((128, 128, 3) uint8, "#index true: ..., predicted: ...")].
+        """The first ``count`` (1..25) misclassified test images: [((128, 128, 3) uint8, caption)].
         Fewer when there are fewer."""
         if not show:
             return []
@@ -363,7 +371,8 @@ class Explorer:
                                                      targets=m.probs[:MAX_SHOWN].argmax(1).tolist())
                                      if len(first) else np.zeros((0, SIZE, SIZE), np.float32))
             cams = self._cams[layer]
-        return [(self._overlay(m.images[i], cams[i], opacity), self._caption(m, i)) for i in range(min(count, len(cams)))]
+        return [(self._overlay(m.images[i], cams[i], opacity), self._caption(m, i))
+                for i in range(min(count, len(cams)))]
 
     # ---- Feature maps and Kernels tabs
     @user_errors
@@ -371,8 +380,7 @@ class Explorer:
         """Channel ``channel`` of each block's output for an upload: [((128, 128, 3) uint8, caption)]."""
         channel = _as_int("channel", channel, 0, min(self.channels.values()) - 1)
         _, x = self.image_tensor(image)
-        with self._lock:
-            maps = features.channel_maps(self.net, x, channel, self.top_blocks)
+        maps = features.channel_maps(self.net, x, channel, self.top_blocks)
         return [(upscale(features.colourise(m.values)[None], DISPLAY)[0],
                  f"{m.block}: channel {m.channel} of {m.channels}, {m.values.shape[0]}x{m.values.shape[1]}")
                 for m in maps]
@@ -419,9 +427,10 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         with gr.Tab("Misclassified"):
             problem = explorer.test_data_problem()
             gr.Markdown(f"**Not available:** {problem}" if problem else
-                        "Test images the model gets wrong, in test-set order, captioned with the true and the "
-                        "predicted class. The first request predicts the whole test set (CPU: about half a minute) "
-                        "unless the app was started with eval_dir=<evaluate.py output>; the results are kept.")
+                        "Test images the model gets wrong, in test-set order, captioned *true: class, pred: class "
+                        "(its probability) #test-set index*. The app predicts the test set in the background from "
+                        "start-up (on 2 CPU cores about a minute; a click before then waits for it), or reads "
+                        "the evaluate.py report given as eval_dir.")
             summary = gr.Markdown()
             with gr.Row():
                 show_gallery = gr.Checkbox(value=True, label="Show misclassified images")
@@ -440,11 +449,12 @@ def build_app(explorer: Explorer) -> gr.Blocks:
             show_wrong.click(explorer.misclassified_gradcam, [show_wrong_cam, wrong_count, wrong_layer, wrong_opacity],
                              cam_gallery, api_name="misclassified_gradcam")
             show_gallery.change(lambda on: gr.update(visible=on), show_gallery, gallery, api_visibility="private")
-            show_wrong_cam.change(lambda on: gr.update(visible=on), show_wrong_cam, cam_gallery, api_visibility="private")
+            show_wrong_cam.change(lambda on: gr.update(visible=on), show_wrong_cam, cam_gallery,
+                                  api_visibility="private")
 
         with gr.Tab("Feature maps"):
-            gr.Markdown("One channel of each block's output (after its ReLU), each scaled from its own minimum "
-                        "(dark) to maximum (yellow).")
+            gr.Markdown("One channel of each block's output, from the first block (full resolution) to the last "
+                        "(4 x 4), each scaled from its own minimum (dark) to maximum (yellow).")
             with gr.Row():
                 with gr.Column():
                     fm_image = gr.Image(label="Image", type="filepath", image_mode=None,
@@ -452,7 +462,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                     gr.Examples(examples, inputs=fm_image, label="CIFAR-10 test images", examples_per_page=10)
                     channel = gr.Slider(0, fewest - 1, value=0, step=1, label=f"Channel (0..{fewest - 1})")
                     fm_button = gr.Button("Show feature maps", variant="primary")
-                fm_gallery = gr.Gallery(label="Activation per block", columns=len(explorer.top_blocks), format="png")
+                fm_gallery = gr.Gallery(label="Activation per block", columns=2, format="png", elem_id="feature-maps")
             fm_button.click(explorer.feature_maps, [fm_image, channel], fm_gallery, api_name="feature_maps",
                             preprocess=False)
 
@@ -498,9 +508,19 @@ def launch(demo: gr.Blocks, server_name: str = "127.0.0.1", port: int = 7860, ma
     return demo
 
 
+def _prepare(explorer: Explorer) -> None:
+    try:
+        explorer.mistakes()
+    except CifarlabError as err:  # the misclassified tab reports it when asked
+        log.warning("misclassified tab: %s", err)
+
+
 def serve(ckpt_path: str | Path | None, data_root: str | None = None, eval_dir: str | None = None,
           server_name: str = "127.0.0.1", server_port: int = 7860, max_megapixels: float = 40.0,
           max_file_size: str | None = "25mb") -> None:
     """Load the checkpoint and serve the app until interrupted (``app.py``'s job)."""
     explorer = Explorer.from_checkpoint(ckpt_path, data_root, eval_dir, max_megapixels)
-    launch(build_app(explorer), server_name, resolve_port(server_port), max_file_size)
+    port = resolve_port(server_port)
+    if explorer.test_data_problem() is None:  # the misclassified tab's results, ready by the time someone asks
+        threading.Thread(target=_prepare, args=(explorer,), name="predict-test-set", daemon=True).start()
+    launch(build_app(explorer), server_name, port, max_file_size)

@@ -62,7 +62,7 @@ def load_run(ckpt_path: str | Path, expected_target: str | None = None) -> Loade
     return LoadedRun(model.float().eval(), path, path.parent.parent, ckpt.get("datamodule_hyper_parameters", {}))
 
 
-def test_dataset(run: LoadedRun, data_root: str | None) -> tuple[ImageDataset, list[str]]:
+def load_test_set(run: LoadedRun, data_root: str | None) -> tuple[ImageDataset, list[str]]:
     """The 10,000 test images normalised with the statistics the model was trained with."""
     root = data_root or run.data_hparams.get("root")
     if root is None:
@@ -115,7 +115,8 @@ def write_misclassified(out: Path, dataset: ImageDataset, indices: np.ndarray, p
                         class_names: list[str], size: int) -> None:
     """``misclassified.png`` (grid) and ``misclassified/<index>_<true>_<pred>.png`` (size x size each)."""
     images = upscale(dataset.images[indices], size)
-    save_grid(images, captions(indices, dataset.labels, probs, class_names), out / "misclassified.png")
+    save_grid(images, captions(indices, dataset.labels, probs, class_names), out / "misclassified.png",
+              title=f"First {len(indices)} misclassified test images")
     folder = out / "misclassified"
     folder.mkdir(exist_ok=True)
     from PIL import Image
@@ -134,8 +135,8 @@ def write_gradcam(out: Path, model: ImageClassifier, dataset: ImageDataset, indi
     maps = gradcam(model.net, images, target_layer, targets=[int(t) for t in targets])
     rgb = upscale(denormalise(images, model.hparams.mean, model.hparams.std), size).astype(np.float32) / 255
     overlays = np.stack([overlay(image, cam, image_weight) for image, cam in zip(rgb, maps)])
-    titles = [f"{c}\nGradCAM of {target} class ({target_layer})" for c in captions(indices, dataset.labels, probs, class_names)]
-    save_grid(overlays, titles, out / "gradcam_misclassified.png")
+    save_grid(overlays, captions(indices, dataset.labels, probs, class_names), out / "gradcam_misclassified.png",
+              title=f"GradCAM of the {target} class at {target_layer}")
     return maps
 
 
@@ -159,12 +160,12 @@ def write_data_figures(out: Path, datamodule: CIFAR10DataModule, count: int, siz
     dataset, names = datamodule.train_set, datamodule.class_names
     count = min(count, len(dataset))
     titles = [names[int(y)] for y in dataset.labels[:count]]
-    save_grid(upscale(dataset.images[:count], size), titles, out / "samples.png")
+    save_grid(upscale(dataset.images[:count], size), titles, out / "samples.png", title="Training images")
     torch.manual_seed(seed)
     np.random.seed(seed)
     augmented = torch.stack([dataset[i][0] for i in range(count)])
     rgb = upscale(denormalise(augmented, datamodule.mean, datamodule.std), size)
-    save_grid(rgb, [f"{t} (augmented)" for t in titles], out / "augmentations.png")
+    save_grid(rgb, titles, out / "augmentations.png", title="The same images after the training augmentation")
 
 
 def evaluate_checkpoint(ckpt_path: str, out: Path, *, data_root: str | None, batch_size: int, precision: str,
@@ -194,7 +195,7 @@ def evaluate_checkpoint(ckpt_path: str, out: Path, *, data_root: str | None, bat
     run = load_run(ckpt_path, expected_target)
     layer = target_layer or default_target_layer(run.model.net)
     find_layer(run.model.net, layer)
-    dataset, class_names = test_dataset(run, data_root)
+    dataset, class_names = load_test_set(run, data_root)
     labels = torch.from_numpy(dataset.labels)
     logits, seconds = predict_logits(run.model, dataset, batch_size, precision)
     probs = torch.softmax(logits, dim=1).numpy()

@@ -7,6 +7,7 @@ channels on a blue-white-red scale symmetric around 0.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,16 +35,18 @@ def block_channels(net: nn.Module, blocks: Sequence[str], size: int = 32) -> dic
 
 
 def block_outputs(net: nn.Module, image: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Outputs (N, C, h, w) of the named submodules ``blocks`` for ``image`` (N, 3, H, W) float32, normalised."""
+    """Outputs (N, C, h, w) of the named submodules ``blocks`` for ``image`` (N, 3, H, W) float32, normalised.
+
+    The hooks go on a copy of ``net`` (as :func:`cifarlab.explain.gradcam` does), so a forward pass
+    of ``net`` in another thread (the app serves several users) never runs them.
+    """
+    net = copy.deepcopy(net).eval()
     outputs: dict[str, torch.Tensor] = {}
-    hooks = [net.get_submodule(name).register_forward_hook(
-        lambda _module, _inputs, out, name=name: outputs.__setitem__(name, out.detach().clone())) for name in blocks]
-    try:
-        with torch.no_grad():
-            net(image)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    for name in blocks:
+        net.get_submodule(name).register_forward_hook(
+            lambda _module, _inputs, out, name=name: outputs.__setitem__(name, out.detach().clone()))
+    with torch.inference_mode():
+        net(image)
     return {name: outputs[name] for name in blocks}
 
 
@@ -57,8 +60,10 @@ def channel_maps(net: nn.Module, image: torch.Tensor, channel: int, blocks: Sequ
     fewest = min(out.shape[1] for out in outputs.values())
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < fewest:
         widths = ", ".join(f"{name} {out.shape[1]}" for name, out in outputs.items())
-        raise ConfigError(f"channel {channel!r} is out of range: the blocks have {widths} channels; choose 0..{fewest - 1}")
-    return [ChannelMap(name, int(channel), out.shape[1], out[0, channel].float().numpy()) for name, out in outputs.items()]
+        raise ConfigError(f"channel {channel!r} is out of range: the blocks have {widths} channels; "
+                          f"choose 0..{fewest - 1}")
+    return [ChannelMap(name, int(channel), out.shape[1], out[0, channel].float().numpy())
+            for name, out in outputs.items()]
 
 
 def colourise(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
@@ -97,14 +102,16 @@ def _tile(tiles: np.ndarray, scale: int, gap: int) -> np.ndarray:
     return grid
 
 
-def kernel_grid(weight: torch.Tensor, max_out: int = 32, max_in: int = 32, scale: int = 8, gap: int = 2) -> np.ndarray:
-    """Render conv kernels (out, in, kh, kw) as one uint8 RGB image.
+def kernel_grid(weight: torch.Tensor, max_out: int = 32, max_in: int = 32, width: int = 640,
+                gap: int = 2) -> np.ndarray:
+    """Render conv kernels (out, in, kh, kw) as one uint8 RGB image about ``width`` pixels wide.
 
     With 3 input channels (a conv over the RGB image) each output channel is one RGB tile,
     the whole layer scaled to [0, 1], in a near-square grid of all ``out`` kernels. Otherwise
     tile (r, c) is kernel [r, c] for the first ``max_out`` output and ``max_in`` input
     channels, coloured blue (negative) - white (0) - red (positive), symmetric around 0.
-    Each weight is a ``scale`` x ``scale`` block; tiles are separated by ``gap`` white pixels.
+    Each weight is a square of ``width // (columns * kw)`` pixels (at least 1); tiles are
+    separated by ``gap`` white pixels.
     """
     w = weight.numpy()
     if w.shape[1] == 3:
@@ -114,8 +121,9 @@ def kernel_grid(weight: torch.Tensor, max_out: int = 32, max_in: int = 32, scale
         rows = int(np.ceil(len(w) / cols))
         tiles = np.full((rows * cols, w.shape[2], w.shape[3], 3), 255, dtype=np.uint8)
         tiles[:len(w)] = (rgb.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
-        return _tile(tiles.reshape(rows, cols, *tiles.shape[1:]), scale, gap)
-    shown = w[:max_out, :max_in]
-    limit = float(np.abs(shown).max()) or 1.0
-    coloured = matplotlib.colormaps["RdBu_r"]((shown / limit + 1) / 2)[..., :3]
-    return _tile((coloured * 255).round().astype(np.uint8), scale, gap)
+        tiles = tiles.reshape(rows, cols, *tiles.shape[1:])
+    else:
+        shown = w[:max_out, :max_in]
+        limit = float(np.abs(shown).max()) or 1.0
+        tiles = (matplotlib.colormaps["RdBu_r"]((shown / limit + 1) / 2)[..., :3] * 255).round().astype(np.uint8)
+    return _tile(tiles, max(1, width // (tiles.shape[1] * tiles.shape[3])), gap)

@@ -22,26 +22,28 @@ def upscale(images: np.ndarray, size: int = 128) -> np.ndarray:
     return out.permute(0, 2, 3, 1).round().to(torch.uint8).numpy()
 
 
-def save_grid(images: np.ndarray, captions: Sequence[str], path: Path, ncols: int = 5, cell_inches: float = 2.0,
-              dpi: int = 100) -> tuple[int, int]:
-    """Save a grid of images (N, H, W, 3) uint8, each with a caption, as a PNG.
+def save_grid(images: np.ndarray, captions: Sequence[str], path: Path, title: str = "", ncols: int = 5,
+              cell_inches: float = 2.0, dpi: int = 100) -> tuple[int, int]:
+    """Save a grid of images (N, H, W, 3) uint8, each with a caption of up to three lines, as a PNG.
 
     Returns the PNG's (width, height) in pixels: ``ncols * cell_inches * dpi`` wide and
-    ``rows * (cell_inches + 0.4) * dpi`` high.
+    ``(rows * (cell_inches + 0.6) + 0.4) * dpi`` high (0.6 in per caption, 0.4 in for ``title``).
     """
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * cell_inches, nrows * (cell_inches + 0.4)), squeeze=False)
+    width, height = ncols * cell_inches, nrows * (cell_inches + 0.6) + 0.4
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, caption in zip(axes.ravel(), images, captions):
         ax.imshow(image, interpolation="nearest")
         ax.set_title(caption, fontsize=8)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height))
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
-    return int(ncols * cell_inches * dpi), int(nrows * (cell_inches + 0.4) * dpi)
+    return int(round(width * dpi)), int(round(height * dpi))
 
 
 def save_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path, dpi: int = 100) -> None:
