@@ -54,6 +54,18 @@ def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_cifar(tmp_path_factory.mktemp("cifar"))
 
 
+@pytest.fixture(scope="session")
+def trained_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A train.py run dir shared by the evaluation and app tests: ResNet-9, 2 epochs on 100
+    fixture images (few steps, so many test images stay misclassified); ``checkpoints/last.ckpt``,
+    ``metrics.json`` and TensorBoard events inside."""
+    from cifarlab.training import run
+
+    out = tmp_path_factory.mktemp("trained_run")
+    run(compose_train(tiny_overrides(cifar_root) + ["data.subset=100", "trainer.max_epochs=2"], out))
+    return out
+
+
 def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """Compose ``conf/train.yaml`` as ``train.py`` would, with ``paths.output_dir`` set."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

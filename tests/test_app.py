@@ -18,25 +18,7 @@ from cifarlab.app import DISPLAY, MAX_SHOWN, Explorer, build_app, launch, resolv
 from cifarlab.errors import ConfigError
 from cifarlab.evaluation import evaluate_checkpoint
 from cifarlab.examples import CLASS_NAMES, TEST_INDICES, example_paths
-from cifarlab.training import run
 from conftest import CLASSES, REAL_DATA, compose_train, run_script, tiny_overrides
-
-
-_RUNS: dict[Path, Path] = {}
-
-
-@pytest.fixture(scope="session")
-def trained_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A train.py run dir: ResNet-9, one epoch on 100 fixture images; ``checkpoints/last.ckpt``.
-
-    test_app_browser.py imports this fixture, which gives it a second definition there; ``_RUNS``
-    keeps that from training twice (in conftest.py it would need no such memo)."""
-    if cifar_root not in _RUNS:
-        out = tmp_path_factory.mktemp("app_run")
-        run(compose_train(tiny_overrides(cifar_root) + ["trainer.fast_dev_run=false", "trainer.max_epochs=1",
-                                                        "data.subset=100"], out))
-        _RUNS[cifar_root] = out
-    return _RUNS[cifar_root]
 
 
 @pytest.fixture(scope="module")

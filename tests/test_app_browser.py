@@ -15,7 +15,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from cifarlab.app import Explorer, build_app, launch
 from conftest import ROOT
-from test_app import explorer, free_port, served, trained_run  # noqa: F401  (fixtures: one trained run, one server)
+from test_app import explorer, free_port, served  # noqa: F401  (fixtures: the test_app server)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

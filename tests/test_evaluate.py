@@ -12,16 +12,13 @@ from PIL import Image
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.evaluation import evaluate_checkpoint, load_run, load_test_set
 from cifarlab.explain import gradcam, layer_names, predict_proba
-from cifarlab.training import run
-from conftest import compose_train, run_script, tiny_overrides
+from conftest import run_script
 
 
 @pytest.fixture(scope="module")
-def trained(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """A ResNet-9 run of 2 epochs on 100 fixture images (few steps: many test images stay misclassified)."""
-    out = tmp_path_factory.mktemp("run")
-    cfg = compose_train(tiny_overrides(cifar_root) + ["data.subset=100", "trainer.max_epochs=2"], out)
-    return out, run(cfg)
+def trained(trained_run: Path) -> tuple[Path, dict]:
+    """The shared fixture run and what train.py reported for it."""
+    return trained_run, json.loads((trained_run / "metrics.json").read_text())
 
 
 def evaluate(run_dir: Path, out: Path, **overrides) -> dict:

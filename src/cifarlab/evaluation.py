@@ -106,8 +106,8 @@ def classification_report(model: ImageClassifier, logits: torch.Tensor, labels: 
 
 
 def captions(indices: np.ndarray, labels: np.ndarray, probs: np.ndarray, class_names: list[str]) -> list[str]:
-    """"#index\\ntrue: cat\\npred: dog (87%)" for each misclassified image."""
-    return [f"#{i}\ntrue: {class_names[labels[i]]}\npred: {class_names[probs[i].argmax()]} ({100 * probs[i].max():.0f}%)"
+    """"#index true: cat\\npred: dog (87%)" for each misclassified image."""
+    return [f"#{i} true: {class_names[labels[i]]}\npred: {class_names[probs[i].argmax()]} ({100 * probs[i].max():.0f}%)"
             for i in indices]
 
 
