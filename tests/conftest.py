@@ -78,7 +78,7 @@ def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictC
 
 def tiny_overrides(root: Path) -> list[str]:
     """Fast CPU settings on the fixture data."""
-    return [f"data.root={root}", "data.batch_size=20", "data.num_workers=0", "trainer=cpu",
+    return [f"data.root={root}", "data.download=false", "data.batch_size=20", "data.num_workers=0", "trainer=cpu",
             "trainer.precision=32-true", "callbacks.progress_bar.refresh_rate=1000"]
 
 

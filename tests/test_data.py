@@ -18,7 +18,7 @@ COLOR = OmegaConf.to_container(OmegaConf.load(CONF / "data/augmentation/color.ya
 
 
 def make_dm(root: Path, **kwargs) -> CIFAR10DataModule:
-    args = dict(root=str(root), batch_size=32, num_workers=0, train_transforms=COLOR) | kwargs
+    args = dict(root=str(root), batch_size=32, num_workers=0, download=False, train_transforms=COLOR) | kwargs
     dm = CIFAR10DataModule(**args)
     dm.prepare_data()
     dm.setup("fit")
@@ -106,10 +106,15 @@ def test_split_larger_than_the_data_is_rejected(cifar_root: Path) -> None:
         make_dm(cifar_root, val_size=500)
 
 
-def test_missing_data_names_the_path_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("cifarlab.data._network_reachable", lambda timeout_s=3.0: False)
+def test_missing_data_names_the_path_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"nowhere.*cifar-10-batches-py lacks data_batch_1.*data.root"):
         load_cifar10(tmp_path / "nowhere")
+
+
+def test_missing_data_without_a_network_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cifarlab.data._network_reachable", lambda timeout_s=3.0: False)
+    with pytest.raises(DataError, match="no network is reachable"):
+        load_cifar10(tmp_path / "nowhere", download=True)
 
 
 def test_truncated_batch_is_an_error(cifar_root: Path, tmp_path: Path) -> None:

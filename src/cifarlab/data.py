@@ -118,12 +118,13 @@ def _network_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
-def ensure_cifar10(root: str | Path) -> Path:
-    """Return ``root/cifar-10-batches-py``, downloading it through torchvision when it is missing.
+def ensure_cifar10(root: str | Path, download: bool = False) -> Path:
+    """Return ``root/cifar-10-batches-py``; with ``download``, fetch it through torchvision when
+    files are missing and the download host is reachable.
 
     Raises:
-        DataError: files are missing and no network is reachable (or the download failed);
-            the message names the path and how to provide the data.
+        DataError: files are missing and downloading is off, no network is reachable, or the
+            download failed; the message names the path and how to provide the data.
     """
     folder = Path(root).expanduser() / BASE_FOLDER
     missing = [name for name in OFFICIAL_MD5 if not (folder / name).is_file()]
@@ -132,8 +133,10 @@ def ensure_cifar10(root: str | Path) -> Path:
     how = (
         f"Provide the data: point data.root at the folder that holds {BASE_FOLDER}/ "
         "(here: data.root=../shared/data after running ../shared/data/prepare), "
-        "or run once where https://www.cs.toronto.edu is reachable to download it."
+        "or run once with data.download=true where https://www.cs.toronto.edu is reachable."
     )
+    if not download:
+        raise DataError(f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}. {how}")
     if not _network_reachable():
         raise DataError(f"CIFAR-10 not found: {folder} lacks {', '.join(missing)} and no network is reachable. {how}")
     log.info("CIFAR-10 missing under %s: downloading through torchvision", folder)
@@ -165,13 +168,14 @@ def verify_checksums(folder: Path, strict: bool) -> list[str]:
     return mismatched
 
 
-def load_cifar10(root: str | Path, strict_checksum: bool = False) -> CIFAR10Arrays:
-    """Read all of CIFAR-10 under ``root`` into memory (about 180 MB, ~1 s).
+def load_cifar10(root: str | Path, strict_checksum: bool = False, download: bool = False) -> CIFAR10Arrays:
+    """Read all of CIFAR-10 under ``root`` into memory (about 180 MB, ~1 s); ``download`` as in
+    :func:`ensure_cifar10`.
 
     Raises:
         DataError: missing, truncated or malformed files; an md5 mismatch with ``strict_checksum``.
     """
-    folder = ensure_cifar10(root)
+    folder = ensure_cifar10(root, download)
     mismatched = verify_checksums(folder, strict_checksum)
     train = [_read_batch(folder / name) for name in TRAIN_FILES]
     test_images, test_labels = _read_batch(folder / TEST_FILES[0])
@@ -241,6 +245,7 @@ class CIFAR10DataModule(L.LightningDataModule):
             select on the test set.
         subset: train on the first N (remaining) training images; ``None`` uses all.
         strict_checksum: an md5 mismatch with the official files is an error, not a warning.
+        download: fetch the data through torchvision when it is missing (needs a network).
         train_transforms: Hydra specs of the albumentations augmentation (see
             :mod:`cifarlab.transforms`); normalisation is appended.
 
@@ -263,6 +268,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         val_size: int = 0,
         subset: int | None = None,
         strict_checksum: bool = False,
+        download: bool = True,
         train_transforms: list[dict] | None = None,
     ) -> None:
         super().__init__()
@@ -284,7 +290,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         return self.arrays.checksum
 
     def prepare_data(self) -> None:
-        ensure_cifar10(self.hparams.root)
+        ensure_cifar10(self.hparams.root, self.hparams.download)
 
     def _split(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         a, hp = self.arrays, self.hparams
@@ -302,7 +308,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         """Load the arrays (once), compute the training statistics and build the datasets."""
         if self.arrays is not None:
             return
-        self.arrays = load_cifar10(self.hparams.root, self.hparams.strict_checksum)
+        self.arrays = load_cifar10(self.hparams.root, self.hparams.strict_checksum, self.hparams.download)
         (train_x, train_y), (val_x, val_y) = self._split()
         self.mean, self.std = channel_stats(train_x)
         eval_tf = build_eval_transform(self.mean, self.std)
