@@ -133,7 +133,7 @@ def test_misclassified_gallery_and_their_gradcam(explorer: Explorer) -> None:
     summary = explorer.test_summary()
     assert "of 100 test images misclassified" in summary, summary
     gallery = explorer.misclassified(True, 4)
-    assert 1 <= len(gallery) <= 4
+    assert len(gallery) == min(4, explorer.mistakes().count) and gallery, summary
     for image, caption in gallery:
         assert image.shape == (DISPLAY, DISPLAY, 3) and image.dtype == np.uint8
         true, predicted = caption.removeprefix("true: ").split(" (")[0].split(", pred: ")
@@ -255,7 +255,7 @@ def test_served_app_answers_the_api(served: str, tmp_path: Path) -> None:
     cam = client.predict(example, True, "layer2", 0.5, api_name="/gradcam")
     assert Image.open(cam).size == (DISPLAY, DISPLAY)
     gallery = client.predict(True, 3, api_name="/misclassified")
-    assert 1 <= len(gallery) <= 3 and gallery[0]["caption"].startswith("true: ")
+    assert len(gallery) == 3 and gallery[0]["caption"].startswith("true: ")  # the fixture model gets most wrong
     assert len(client.predict(example, 5, api_name="/feature_maps")) == 4
     assert Image.open(client.predict("layer1.conv.0", api_name="/kernels")).size == (638, 638)
 

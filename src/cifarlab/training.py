@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,6 @@ from rich.table import Table
 from cifarlab.callbacks import Throughput
 from cifarlab.data import CIFAR10DataModule
 from cifarlab.module import ImageClassifier
-
-log = logging.getLogger(__name__)
-
 
 def plain(cfg: DictConfig | None) -> Any:
     """A config node as plain dicts and lists (what checkpoints can store under ``weights_only``)."""
@@ -42,7 +38,7 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback]) -> L.Train
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
-def test_checkpoint(trainer: L.Trainer, val_size: int) -> tuple[str | None, str]:
+def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, str]:
     """Which weights to test: (ckpt_path for ``trainer.test``, description).
 
     With the test set as validation (``val_size == 0``) the final weights (``last.ckpt``):
@@ -57,18 +53,21 @@ def test_checkpoint(trainer: L.Trainer, val_size: int) -> tuple[str | None, str]
     return checkpoint.best_model_path, f"best {checkpoint.monitor} on the held-out validation split"
 
 
-def validation_description(trainer: L.Trainer, val_size: int) -> str:
+def validation_description(trainer: L.Trainer, val_size: int, test_images: int) -> str:
+    """What the run validated on, in words, for ``metrics.json``."""
     if trainer.limit_val_batches == 0:
         return "none (trainer.limit_val_batches=0)"
-    return "the 10,000 test images (data.val_size=0)" if val_size == 0 else f"{val_size} held-out training images"
+    return f"the {test_images:,} test images (data.val_size=0)" if val_size == 0 else f"{val_size:,} held-out training images"
 
 
 def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` as indented JSON, creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 def print_summary(results: dict) -> None:
+    """The run's results as a rich table on the console."""
     table = Table(title=f"cifarlab: {results['model']} on CIFAR-10", show_header=False)
     for key, value in (
         ("test accuracy", f"{100 * results['test']['acc']:.2f} %"),
@@ -105,7 +104,7 @@ def run(cfg: DictConfig) -> dict:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     trainer.fit(module, datamodule=datamodule)
-    ckpt_path, which = test_checkpoint(trainer, datamodule.hparams.val_size)
+    ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
     test_start = time.perf_counter()
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
     results = {
@@ -114,7 +113,7 @@ def run(cfg: DictConfig) -> dict:
         "dataset": "CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
         "test": {"acc": float(tested["test/acc"]), "loss": float(tested["test/loss"]), "images": len(datamodule.test_set)},
         "tested_checkpoint": {"which": which, "path": ckpt_path},
-        "validation": validation_description(trainer, datamodule.hparams.val_size),
+        "validation": validation_description(trainer, datamodule.hparams.val_size, len(datamodule.test_set)),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_images": len(datamodule.train_set),
