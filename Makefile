@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install train train-gpu sweep app browser test bench clean
+.PHONY: help install train train-gpu sweep evaluate data-figures app browser test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,12 @@ train-gpu: install  ## Page's ResNet-9 recipe on a GPU: 24 epochs
 
 sweep: install  ## example multirun: both models, fast_dev_run
 	$(PY) train.py -m model=custom_resnet,resnet18 trainer.fast_dev_run=true data.root=$(DATA) $(ARGS)
+
+evaluate: install  ## test report of a run: metrics, misclassified and GradCAM grids, curves (CKPT=run dir or .ckpt)
+	$(PY) evaluate.py ckpt_path=$(CKPT) $(ARGS)
+
+data-figures: install $(DATA)/cifar-10-batches-py/test_batch  ## samples.png and augmentations.png of the training data (no checkpoint)
+	$(PY) evaluate.py mode=data data.root=$(DATA) $(ARGS)
 
 app: install  ## start the Gradio app on a checkpoint (CKPT=... run dir or .ckpt; http://127.0.0.1:7860)
 	$(PY) app.py ckpt_path=$(CKPT) $(ARGS)
