@@ -73,6 +73,17 @@ def test_augmentation_keeps_shape_and_changes_pixels(cifar_root: Path) -> None:
     assert plain.shape == (3, 32, 32)
 
 
+def test_augmentation_is_reproducible_with_a_seed(cifar_root: Path) -> None:
+    def first_views(seed: int, num_workers: int = 0) -> torch.Tensor:
+        dm = make_dm(cifar_root, seed=seed, num_workers=num_workers, persistent_workers=False, batch_size=50)
+        torch.manual_seed(0)  # the same shuffling order
+        return next(iter(dm.train_dataloader()))[0]
+
+    assert torch.equal(first_views(1), first_views(1))
+    assert not torch.equal(first_views(1), first_views(2))
+    assert torch.equal(first_views(1, num_workers=2), first_views(1, num_workers=2))
+
+
 def test_cutout_hole_is_filled_with_the_mean(cifar_root: Path) -> None:
     spec = [{"_target_": "albumentations.CoarseDropout", "num_holes_range": [1, 1], "hole_height_range": [8, 8],
              "hole_width_range": [8, 8], "fill": "dataset_mean", "p": 1.0}]

@@ -224,6 +224,16 @@ class ImageDataset(Dataset):
         return self.transform(image=self.images[index])["image"], int(self.labels[index])
 
 
+def seed_worker_transform(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: reseed the worker's copy of the albumentations pipeline from
+    the worker's torch seed (distinct per worker, derived from the run's seed), so workers neither
+    repeat each other's augmentations nor depend on the OS entropy."""
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(info.seed % 2**32)
+
+
 def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -246,6 +256,8 @@ class CIFAR10DataModule(L.LightningDataModule):
         subset: train on the first N (remaining) training images; ``None`` uses all.
         strict_checksum: an md5 mismatch with the official files is an error, not a warning.
         download: fetch the data through torchvision when it is missing (needs a network).
+        seed: seed of the augmentation's random state (``conf/train.yaml``'s ``seed``): with the
+            same seed a run sees the same augmented images; ``None`` is not reproducible.
         train_transforms: Hydra specs of the albumentations augmentation (see
             :mod:`cifarlab.transforms`); normalisation is appended.
 
@@ -269,6 +281,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         subset: int | None = None,
         strict_checksum: bool = False,
         download: bool = True,
+        seed: int | None = None,
         train_transforms: list[dict] | None = None,
     ) -> None:
         super().__init__()
@@ -312,7 +325,8 @@ class CIFAR10DataModule(L.LightningDataModule):
         (train_x, train_y), (val_x, val_y) = self._split()
         self.mean, self.std = channel_stats(train_x)
         eval_tf = build_eval_transform(self.mean, self.std)
-        self.train_set = ImageDataset(train_x, train_y, build_train_transform(self.hparams.train_transforms or [], self.mean, self.std))
+        self.train_set = ImageDataset(train_x, train_y, build_train_transform(self.hparams.train_transforms or [], self.mean, self.std,
+                                                                            self.hparams.seed))
         self.val_set = ImageDataset(val_x, val_y, eval_tf)
         self.test_set = ImageDataset(self.arrays.test_images, self.arrays.test_labels, eval_tf)
 
@@ -326,6 +340,7 @@ class CIFAR10DataModule(L.LightningDataModule):
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory and torch.cuda.is_available(),
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+            worker_init_fn=seed_worker_transform if hp.num_workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:

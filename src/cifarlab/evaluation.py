@@ -154,15 +154,13 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return series
 
 
-def write_data_figures(out: Path, datamodule: CIFAR10DataModule, count: int, size: int, seed: int = 0) -> None:
+def write_data_figures(out: Path, datamodule: CIFAR10DataModule, count: int, size: int) -> None:
     """``samples.png``: the first ``count`` training images with labels; ``augmentations.png``:
-    the same images after the training augmentation (denormalised)."""
+    the same images after the training augmentation (denormalised; ``data.seed`` fixes which)."""
     dataset, names = datamodule.train_set, datamodule.class_names
     count = min(count, len(dataset))
     titles = [names[int(y)] for y in dataset.labels[:count]]
     save_grid(upscale(dataset.images[:count], size), titles, out / "samples.png", title="Training images")
-    torch.manual_seed(seed)
-    np.random.seed(seed)
     augmented = torch.stack([dataset[i][0] for i in range(count)])
     rgb = upscale(denormalise(augmented, datamodule.mean, datamodule.std), size)
     save_grid(rgb, titles, out / "augmentations.png", title="The same images after the training augmentation")

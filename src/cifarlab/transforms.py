@@ -28,12 +28,15 @@ def normalise_and_tensor(mean: Sequence[float], std: Sequence[float]) -> list[A.
     return [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
 
 
-def build_train_transform(specs: Sequence[Mapping], mean: Sequence[float], std: Sequence[float]) -> A.Compose:
+def build_train_transform(specs: Sequence[Mapping], mean: Sequence[float], std: Sequence[float],
+                          seed: int | None = None) -> A.Compose:
     """Compose the augmentation specs, then normalise with the training statistics.
 
     Args:
         specs: Hydra specs of albumentations transforms, in order.
         mean, std: per-channel training statistics in [0, 1] units (pixel / 255).
+        seed: seed of the pipeline's own random state (albumentations ignores the global seeds);
+            ``None`` draws one from the OS, so runs are not reproducible.
 
     Returns:
         A Compose mapping ``image=`` (32, 32, 3) uint8 to ``{"image": (3, 32, 32) float32 tensor}``.
@@ -51,7 +54,7 @@ def build_train_transform(specs: Sequence[Mapping], mean: Sequence[float], std: 
                 f"data.train_transforms[{i}] ({spec.get('_target_')}) could not be built: {err}. "
                 "Check the transform name and its arguments against albumentations 2.0.8."
             ) from err
-    return A.Compose(transforms + normalise_and_tensor(mean, std))
+    return A.Compose(transforms + normalise_and_tensor(mean, std), seed=seed)
 
 
 def build_eval_transform(mean: Sequence[float], std: Sequence[float]) -> A.Compose:
