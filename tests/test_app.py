@@ -18,7 +18,7 @@ from cifarlab.app import DISPLAY, MAX_SHOWN, Explorer, build_app, launch, resolv
 from cifarlab.errors import ConfigError
 from cifarlab.evaluation import evaluate_checkpoint
 from cifarlab.examples import CLASS_NAMES, TEST_INDICES, example_paths
-from conftest import CLASSES, REAL_DATA, compose_train, run_script, tiny_overrides
+from conftest import CLASSES, REAL_DATA, run_script
 
 
 @pytest.fixture(scope="module")

@@ -57,11 +57,16 @@ def load_classifier(path: str | Path) -> ImageClassifier:
     """The :class:`ImageClassifier` of a checkpoint or run dir, in eval mode, fp32, on the CPU.
 
     Raises:
-        CifarlabError: see :func:`resolve_checkpoint` and :func:`read_checkpoint`.
+        CifarlabError: see :func:`resolve_checkpoint` and :func:`read_checkpoint`; weights that
+            do not fit the network the hyperparameters describe (a damaged or edited checkpoint).
     """
     ckpt_path = resolve_checkpoint(path)
-    read_checkpoint(ckpt_path)
-    model = ImageClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    target = read_checkpoint(ckpt_path)["hyper_parameters"]["net"]["_target_"].rsplit(".", 1)[-1]
+    try:
+        model = ImageClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    except RuntimeError as err:  # load_state_dict: missing keys / size mismatch
+        raise CifarlabError(f"the weights in {ckpt_path} do not fit the {target} its hyperparameters describe "
+                            f"({str(err).splitlines()[0]}); the checkpoint is damaged or was edited") from err
     return model.float().eval()
 
 

@@ -13,9 +13,10 @@ import lightning as L
 import numpy as np
 import torch
 import torchmetrics.functional.classification as tmf
+from PIL import Image
 from torch.utils.data import DataLoader
 
-from cifarlab.checkpoints import read_checkpoint, resolve_checkpoint
+from cifarlab.checkpoints import load_classifier, read_checkpoint, resolve_checkpoint
 from cifarlab.data import CIFAR10DataModule, ImageDataset, load_cifar10
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.explain import default_target_layer, denormalise, find_layer, gradcam, misclassified, overlay
@@ -54,12 +55,7 @@ def load_run(ckpt_path: str | Path, expected_target: str | None = None) -> Loade
         raise CifarlabError(f"{path} holds a {target.rsplit('.', 1)[-1]}, not the requested "
                             f"{expected_target.rsplit('.', 1)[-1]}: drop the model= override or pick a "
                             f"checkpoint of that architecture")
-    try:
-        model = ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except RuntimeError as err:  # load_state_dict: missing keys / size mismatch
-        raise CifarlabError(f"the weights in {path} do not fit the {target.rsplit('.', 1)[-1]} its hyperparameters "
-                            f"describe ({str(err).splitlines()[0]}); the checkpoint is damaged or was edited") from err
-    return LoadedRun(model.float().eval(), path, path.parent.parent, ckpt.get("datamodule_hyper_parameters", {}))
+    return LoadedRun(load_classifier(path), path, path.parent.parent, ckpt.get("datamodule_hyper_parameters", {}))
 
 
 def load_test_set(run: LoadedRun, data_root: str | None) -> tuple[ImageDataset, list[str]]:
@@ -119,8 +115,6 @@ def write_misclassified(out: Path, dataset: ImageDataset, indices: np.ndarray, p
               title=f"First {len(indices)} misclassified test images")
     folder = out / "misclassified"
     folder.mkdir(exist_ok=True)
-    from PIL import Image
-
     for i, image in zip(indices, images):
         name = f"{i}_{class_names[dataset.labels[i]]}_{class_names[probs[i].argmax()]}.png"
         Image.fromarray(image).save(folder / name)
