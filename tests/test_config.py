@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import pytest
-from hydra.utils import get_class, get_method
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_train
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-          for group in ("model", "optimizer", "trainer", "callbacks", "logger", "experiment", "data/augmentation")}
+          for group in ("model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "experiment",
+                        "data/augmentation")}
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
@@ -17,7 +18,8 @@ def test_every_option_composes_and_resolves(group: str, option: str) -> None:
     OmegaConf.resolve(cfg)
     assert cfg.data._target_ == "cifarlab.data.CIFAR10DataModule"
     get_class(cfg.model._target_)
-    get_method(cfg.optimizer._target_)
+    get_class(cfg.optimizer._target_)
+    get_class(cfg.scheduler._target_)
 
 
 def test_model_and_epochs_override() -> None:
@@ -29,13 +31,16 @@ def test_model_and_epochs_override() -> None:
 def test_presets_reproduce_the_seed_recipes() -> None:
     page = compose_train(["experiment=custom_resnet_24ep"])
     assert (page.model._target_, page.trainer.max_epochs, page.data.batch_size) == ("cifarlab.models.CustomResNet", 24, 512)
-    assert page.optimizer._target_ == "cifarlab.optim.adam_onecycle"
+    assert page.optimizer._target_ == "torch.optim.Adam" and page.optimizer._partial_
+    assert page.scheduler._target_ == "torch.optim.lr_scheduler.OneCycleLR" and page.scheduler.max_lr == 0.01
     r18 = compose_train(["experiment=resnet18_20ep"])
     assert (r18.model._target_, r18.trainer.max_epochs) == ("cifarlab.models.ResNet18", 20)
     cutout = r18.data.train_transforms[-1]
     assert cutout._target_ == "albumentations.CoarseDropout" and list(cutout.hole_height_range) == [16, 16]
     quick = compose_train(["experiment=cpu_quick"])
-    assert quick.trainer.accelerator == "cpu" and quick.channels_last and quick.trainer.max_epochs == 1
+    assert quick.trainer.accelerator == "cpu" and quick.channels_last
+    assert quick.scheduler._target_ == "cifarlab.schedules.TimeBudgetOneCycle"
+    assert quick.trainer.max_time.seconds == quick.scheduler.budget_s == 450
 
 
 def test_color_augmentation_adds_jitter_and_gray() -> None:
@@ -46,3 +51,17 @@ def test_color_augmentation_adds_jitter_and_gray() -> None:
 
 def test_norm_override_reaches_the_model() -> None:
     assert compose_train(["model.norm=group"]).model.norm == "group"
+
+
+def test_page_24ep_is_pages_recipe() -> None:
+    cfg = compose_train(["experiment=page_24ep"])
+    assert cfg.optimizer._target_ == "torch.optim.SGD" and cfg.optimizer.nesterov and cfg.optimizer.momentum == 0.9
+    assert cfg.optimizer.weight_decay == 5e-4 and cfg.scheduler.max_lr == 0.4 and not cfg.scheduler.cycle_momentum
+    assert cfg.scheduler.pct_start == pytest.approx(5 / 24) and cfg.trainer.max_epochs == 24
+    assert (cfg.data.batch_size, cfg.data.augment_on, cfg.loss.label_smoothing) == (512, "device", 0.2)
+    assert cfg.model.logit_scale == 0.125 and cfg.trainer.precision == "bf16-mixed" and cfg.channels_last
+    assert cfg.data.train_transforms[-1].p == 1.0 and cfg.trainer.limit_val_batches == 0
+
+
+def test_default_trainer_uses_one_device() -> None:
+    assert compose_train([]).trainer.devices == 1

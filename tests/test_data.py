@@ -123,7 +123,7 @@ def test_missing_data_names_the_path_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_missing_data_without_a_network_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("cifarlab.data._network_reachable", lambda timeout_s=3.0: False)
+    monkeypatch.setattr("cifarlab.data.arrays._network_reachable", lambda timeout_s=3.0: False)
     with pytest.raises(DataError, match="no network is reachable"):
         load_cifar10(tmp_path / "nowhere", download=True)
 
@@ -145,3 +145,22 @@ def test_malformed_batch_is_an_error(tmp_path: Path) -> None:
     batch.write_bytes(pickle.dumps(entry))
     with pytest.raises(DataError, match="test_batch is malformed"):
         load_cifar10(root)
+
+
+class _Payload:
+    """Unpickling this would call os.system: a code-running payload."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_code_running_pickle_is_refused_without_running(cifar_root: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(cifar_root, root)
+    (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(pickle.dumps(_Payload()))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"data_batch_3 is truncated or not a CIFAR-10 pickle .*refused global posix.system"):
+        load_cifar10(root)
+    assert not (tmp_path / "PWNED").exists()

@@ -1,10 +1,12 @@
 """Model zoo: exact parameter counts and output shapes for every model and norm."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from cifarlab.models import CustomResNet, ResNet18
+from cifarlab.models import AirbenchNet, CustomResNet, ResNet18
 from cifarlab.models.norm import NORMS, make_norm
 
 EXPECTED = {CustomResNet: 6_573_120, ResNet18: 11_173_962}
@@ -30,3 +32,30 @@ def test_bad_norm_names_the_choices() -> None:
         CustomResNet(norm="instance")
     with pytest.raises(ValueError, match="does not divide"):
         CustomResNet(norm="group", num_groups=7)
+
+
+def test_airbench_net_counts_shape_and_whitening() -> None:
+    model = AirbenchNet()
+    assert sum(p.numel() for p in model.parameters()) == 1_972_792
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 1_971_352
+    images = torch.randn(64, 3, 32, 32) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1)
+    model.init_whitening(images)
+    patches = torch.nn.functional.conv2d(images, model.whiten.weight[:12])
+    covariance = patches.permute(1, 0, 2, 3).reshape(12, -1).cov()
+    assert torch.allclose(covariance.diagonal(), torch.ones(12), atol=0.05)  # whitened: unit variance per filter
+    assert model.eval()(images[:2]).shape == (2, 10)
+
+
+def test_airbench_param_groups_scale_bias_lr_and_cover_every_trainable_parameter() -> None:
+    model = AirbenchNet()
+    groups = model.param_groups()
+    assert groups[0]["lr_scale"] == 64.0 and groups[0]["weight_decay_scale"] == 1 / 64
+    covered = [id(p) for g in groups for p in g["params"]]
+    assert sorted(covered) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+
+
+def test_resnet9_initial_loss_is_near_ln_10() -> None:
+    torch.manual_seed(0)
+    logits = CustomResNet().train()(torch.randn(64, 3, 32, 32))
+    loss = torch.nn.functional.cross_entropy(logits, torch.randint(0, 10, (64,)))
+    assert abs(loss.item() - math.log(10)) < 0.3

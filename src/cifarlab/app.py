@@ -38,7 +38,7 @@ from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.examples import example_paths
 from cifarlab.module import ImageClassifier
 from cifarlab.plotting import upscale
-from cifarlab.transforms import build_eval_transform
+from cifarlab.data.augment import build_eval_transform
 
 log = logging.getLogger(__name__)
 

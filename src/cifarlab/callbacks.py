@@ -1,13 +1,20 @@
-"""Lightning callbacks of our own: a log-file friendly progress bar and a throughput meter."""
+"""Lightning callbacks of our own: progress bars that read metrics only when they refresh, a
+throughput meter, a NaN-loss stop that does not wait on the device every step, and airbench's
+lookahead on Lightning's ``WeightAveraging``."""
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from datetime import timedelta
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ProgressBar, RichProgressBar
+import torch
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ProgressBar, RichProgressBar, WeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
+
+from cifarlab.errors import CifarlabError
 
 
 class LineProgressBar(ProgressBar):
@@ -56,36 +63,155 @@ class LineProgressBar(ProgressBar):
             print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {self._metrics(trainer, 'val/')}", flush=True)
 
 
+class RichBar(RichProgressBar):
+    """Rich's live bar, whose position moves every batch but whose metrics are read (a host-device
+    sync each time) only every ``metrics_every`` batches and at the epoch's end."""
+
+    def __init__(self, metrics_every: int = 50) -> None:
+        super().__init__(refresh_rate=1)
+        self.metrics_every = max(1, int(metrics_every))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if (batch_idx + 1) % self.metrics_every == 0:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            return
+        if not self.is_disabled and self.train_progress_bar_id is None:
+            self._initialize_train_progress_bar_id()
+        self._update(self.train_progress_bar_id, batch_idx + 1)
+        self.refresh()
+
+
 def progress_bar(refresh_rate: int = 50) -> ProgressBar:
-    """Rich's live bar on a terminal, :class:`LineProgressBar` when stdout goes to a file or pipe."""
-    return RichProgressBar(refresh_rate=1) if sys.stdout.isatty() else LineProgressBar(refresh_rate)
+    """:class:`RichBar` on a terminal, :class:`LineProgressBar` when stdout goes to a file or pipe;
+    either reads the metrics every ``refresh_rate`` batches."""
+    return RichBar(refresh_rate) if sys.stdout.isatty() else LineProgressBar(refresh_rate)
+
+
+class TrainingDiverged(CifarlabError):
+    """The training loss became NaN or infinite."""
+
+
+class FiniteLossCheck(Callback):
+    """Stop the run with :class:`TrainingDiverged` when the training loss is NaN or infinite.
+
+    Each step folds ``isfinite(loss)`` into a flag on the device (no wait); the flag is read every
+    ``every_n_steps`` steps and at each epoch's end, so a diverged run stops within that many steps.
+    (torchmetrics' ``MeanMetric`` would otherwise drop NaNs silently.) Checkpoints already written stay.
+    """
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        self.every_n_steps = max(1, int(every_n_steps))
+        self._finite: torch.Tensor | None = None
+        self._checked_step = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        finite = torch.isfinite(loss.detach()).all()
+        self._finite = finite if self._finite is None else self._finite & finite
+        if trainer.global_step % self.every_n_steps == 0:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check(trainer)
+
+    def _check(self, trainer: L.Trainer) -> None:
+        if self._finite is not None and not bool(self._finite):
+            raise TrainingDiverged(
+                f"the training loss became NaN or infinite between steps {self._checked_step} and {trainer.global_step} "
+                f"(epoch {trainer.current_epoch}): the run is stopped. Lower the learning rate (scheduler.max_lr), "
+                "set trainer.gradient_clip_val, or use trainer.precision=32-true; checkpoints already written are kept."
+            )
+        self._finite, self._checked_step = None, trainer.global_step
+
+
+class AveragedWeightsOnTest:
+    """Mixin for ``WeightAveraging`` callbacks: outside ``fit``, a loaded checkpoint keeps its
+    ``state_dict`` (the averaged weights). Lightning 2.6 reloads the non-averaged
+    ``current_model_state`` whenever the callback still holds an average, so ``trainer.test`` right
+    after ``fit`` would test the raw weights instead of the averaged ones ``last.ckpt`` holds."""
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class EMA(AveragedWeightsOnTest, EMAWeightAveraging):
+    """Lightning's ``EMAWeightAveraging`` (an exponential moving average of the weights, ``decay`` per
+    update), whose averaged weights are also the ones ``trainer.test`` loads from ``last.ckpt``."""
+
+
+class Lookahead(AveragedWeightsOnTest, WeightAveraging):
+    """airbench94's lookahead (K. Jordan 2024; M. Zhang et al., "Lookahead Optimizer", 2019) on Lightning's
+    ``WeightAveraging``: every ``every_n_steps`` steps the slow weights move towards the fast ones,
+    ``slow += (1 - decay) (fast - slow)`` with ``decay = base_decay * (step / total_steps) ** 3``,
+    then the fast weights are reset to the slow ones. Training ends on the slow weights, which
+    ``last.ckpt`` holds. BatchNorm statistics are averaged with the weights, as in airbench.
+
+    The update is a foreach lerp and copy on the device; it never waits on it.
+    """
+
+    def __init__(self, every_n_steps: int = 5, base_decay: float = 0.95 ** 5) -> None:
+        super().__init__(use_buffers=True)
+        self.every_n_steps, self.base_decay = every_n_steps, base_decay
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return False  # the lookahead step below replaces WeightAveraging's own updates
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        if step % self.every_n_steps:
+            return
+        decay = self.base_decay * (step / max(1, trainer.estimated_stepping_batches)) ** 3
+        pairs = [(a, c) for a, c in zip(
+            itertools.chain(self._average_model.module.parameters(), self._average_model.module.buffers()),
+            itertools.chain(pl_module.parameters(), pl_module.buffers())) if a.is_floating_point()]
+        slow, fast = [a.data for a, _ in pairs], [c.data for _, c in pairs]
+        torch._foreach_lerp_(slow, fast, 1 - decay)
+        torch._foreach_copy_(fast, slow)
 
 
 class Throughput(Callback):
-    """Training throughput: images and seconds spent in training epochs (data loading, forward,
-    backward and optimiser steps; validation excluded). Logs ``train/images_per_s`` each epoch.
+    """Training throughput: images and seconds spent in training epochs (data loading, augmentation,
+    forward, backward and optimiser steps; validation and checkpoint writing excluded). On a GPU the
+    clock is read after synchronising the device at each epoch's start and end, so the seconds are
+    those of the work done, not of its launch. Logs ``train/images_per_s`` each epoch.
 
-    Attributes after fit: ``images`` (int), ``seconds`` (float), ``images_per_s`` (float).
+    Attributes after fit: ``images`` (int), ``seconds`` (float), ``images_per_s`` (float), and
+    ``epoch_images_per_s`` (one float per epoch: the first includes cuDNN's autotuning).
     """
 
     def __init__(self) -> None:
         self.images = 0
         self.seconds = 0.0
-        self._start = self._last = 0.0
+        self.epoch_images_per_s: list[float] = []
+        self._epoch_images = 0
+        self._start = 0.0
 
     @property
     def images_per_s(self) -> float:
         return self.images / self.seconds if self.seconds else 0.0
 
+    @staticmethod
+    def _clock(pl_module: L.LightningModule) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = self._last = time.perf_counter()
+        self._start, self._epoch_images = self._clock(pl_module), 0
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        self.images += len(batch[1]) * trainer.world_size
-        self._last = time.perf_counter()
+        self._epoch_images += len(batch[1]) * trainer.world_size
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch_seconds = self._last - self._start
-        self.seconds += epoch_seconds
+        seconds = self._clock(pl_module) - self._start
+        self.images += self._epoch_images
+        self.seconds += seconds
+        self.epoch_images_per_s.append(self._epoch_images / seconds if seconds else 0.0)
         pl_module.log("train/images_per_s", self.images_per_s, on_epoch=True, sync_dist=False)

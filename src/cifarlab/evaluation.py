@@ -22,7 +22,7 @@ from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.explain import default_target_layer, denormalise, find_layer, gradcam, misclassified, overlay
 from cifarlab.module import ImageClassifier
 from cifarlab.plotting import save_confusion_matrix, save_curves, save_grid, upscale
-from cifarlab.transforms import build_eval_transform, normalise_and_tensor
+from cifarlab.data.augment import build_eval_transform, normalise_and_tensor
 
 log = logging.getLogger(__name__)
 

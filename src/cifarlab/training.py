@@ -23,11 +23,12 @@ def plain(cfg: DictConfig | None) -> Any:
 
 
 def build_module(cfg: DictConfig, datamodule: CIFAR10DataModule) -> ImageClassifier:
-    """The LightningModule for ``cfg.model`` / ``cfg.optimizer`` / ``cfg.loss``, normalised like ``datamodule``."""
+    """The LightningModule for ``cfg.model`` / ``cfg.optimizer`` / ``cfg.scheduler`` / ``cfg.loss``,
+    normalised like ``datamodule``."""
     return ImageClassifier(
-        net=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=plain(cfg.loss),
-        mean=datamodule.mean, std=datamodule.std, class_names=datamodule.class_names,
-        channels_last=cfg.channels_last,
+        net=plain(cfg.model), optimizer=plain(cfg.optimizer), scheduler=plain(cfg.get("scheduler")),
+        loss=plain(cfg.loss), mean=datamodule.mean, std=datamodule.std, class_names=datamodule.class_names,
+        channels_last=cfg.channels_last, compile=cfg.compile, tta=cfg.tta,
     )
 
 
@@ -35,7 +36,7 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback]) -> L.Train
     """The Trainer of ``cfg.trainer`` with the callbacks of ``cfg.callbacks`` and loggers of ``cfg.logger``."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + extra_callbacks
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
 
 
 def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, str]:
@@ -48,8 +49,8 @@ def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, 
     checkpoint = trainer.checkpoint_callback
     if trainer.fast_dev_run or not isinstance(checkpoint, ModelCheckpoint):
         return None, "final weights (in memory; no checkpoint written)"
-    if val_size == 0 or not checkpoint.best_model_path:
-        return checkpoint.last_model_path or None, "final weights (last.ckpt)"
+    if checkpoint.monitor is None or val_size == 0 or not checkpoint.best_model_path:
+        return checkpoint.last_model_path or checkpoint.best_model_path or None, "final weights (last.ckpt)"
     return checkpoint.best_model_path, f"best {checkpoint.monitor} on the held-out validation split"
 
 
@@ -68,16 +69,22 @@ def write_json(path: Path, payload: dict) -> None:
 
 def print_summary(results: dict) -> None:
     """The run's results as a rich table on the console."""
-    table = Table(title=f"cifarlab: {results['model']} on CIFAR-10", show_header=False)
-    for key, value in (
-        ("test accuracy", f"{100 * results['test']['acc']:.2f} %"),
-        ("test loss", f"{results['test']['loss']:.4f}"),
+    table = Table(title=f"cifarlab: {results['model']} on {results['dataset']}", show_header=False)
+    test = results["test"]
+    rows = [("test accuracy", f"{100 * test['acc']:.2f} %")]
+    if test.get("acc_tta") is not None:
+        rows.append((f"test accuracy, TTA {test['tta']}", f"{100 * test['acc_tta']:.2f} %"))
+    rows += [
+        ("test loss", f"{test['loss']:.4f}"),
         ("tested", results["tested_checkpoint"]["which"]),
-        ("epochs", str(results["epochs"])),
+        ("epochs / steps", f"{results['epochs']} / {results['global_step']}"),
         ("training throughput", f"{results['images_per_s']:.0f} images/s"),
-        ("wall time", f"{results['wall_time_s']:.0f} s"),
+        ("training time", f"{results['train_seconds']:.1f} s (+ {results['compile_seconds']:.1f} s compiling)"),
+        ("fit + test time", f"{results['fit_seconds'] + results['test_seconds']:.1f} s"),
+        ("wall time", f"{results['wall_time_s']:.1f} s"),
         ("output dir", results["output_dir"]),
-    ):
+    ]
+    for key, value in rows:
         table.add_row(key, value)
     Console().print(table)
 
@@ -103,24 +110,34 @@ def run(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    fit_start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - fit_start
     ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
     test_start = time.perf_counter()
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
+    test_seconds = time.perf_counter() - test_start
+    acc_tta = tested.get("test/acc_tta")
     results = {
         "model": cfg.model._target_.rsplit(".", 1)[-1],
         "norm": cfg.model.get("norm"),
-        "dataset": "CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
-        "test": {"acc": float(tested["test/acc"]), "loss": float(tested["test/loss"]), "images": len(datamodule.test_set)},
+        "dataset": "CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (JPEG q75 copy / md5 differs from the official release)",
+        "seed": cfg.seed,
+        "test": {"acc": float(tested["test/acc"]), "loss": float(tested["test/loss"]), "images": len(datamodule.test_set),
+                 "tta": cfg.tta, "acc_tta": None if acc_tta is None else float(acc_tta)},
         "tested_checkpoint": {"which": which, "path": ckpt_path},
         "validation": validation_description(trainer, datamodule.hparams.val_size, len(datamodule.test_set)),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_images": len(datamodule.train_set),
         "images_per_s": throughput.images_per_s,
+        "epoch_images_per_s": throughput.epoch_images_per_s,
         "train_seconds": throughput.seconds,
-        "test_seconds": time.perf_counter() - test_start,
+        "compile_seconds": module.compile_seconds,
+        "fit_seconds": fit_seconds,
+        "test_seconds": test_seconds,
         "wall_time_s": time.perf_counter() - start,
+        "augment_on": datamodule.hparams.augment_on,
         "precision": str(trainer.precision),
         "accelerator": type(trainer.accelerator).__name__,
         "data": {"root": str(datamodule.hparams.root), "mean": datamodule.mean, "std": datamodule.std,

@@ -7,7 +7,7 @@ Source: D. Page, "How to train your ResNet" (Myrtle.ai, 2018), https://github.co
     layer1  conv 128 + max-pool, residual(conv 128, conv 128)
     layer2  conv 256 + max-pool
     layer3  conv 512 + max-pool, residual(conv 512, conv 512)
-    head    MaxPool(4) -> flatten -> Linear(512, 10, bias=False)
+    head    MaxPool(4) -> flatten -> Linear(512, 10, bias=False) -> Mul(0.125)
 
 Every conv is 3x3, stride 1, padding 1, no bias, followed by norm + ReLU. 6,573,120 parameters.
 """
@@ -62,13 +62,16 @@ class CustomResNet(nn.Module):
         num_classes: size of the output layer.
         norm: ``batch`` | ``group`` | ``layer`` (see :func:`cifarlab.models.norm.make_norm`).
         num_groups: groups for ``norm="group"``.
+        logit_scale: the logits' multiplier, Page's final ``Mul(0.125)``: it keeps the initial
+            loss near ln 10 (about 5.3 without it) and acts as a temperature for the rest of training.
 
     Input (N, 3, 32, 32) float; output (N, num_classes) logits, float. The last conv block is
     ``layer3`` (GradCAM's default target layer).
     """
 
-    def __init__(self, num_classes: int = 10, norm: str = "batch", num_groups: int = 8) -> None:
+    def __init__(self, num_classes: int = 10, norm: str = "batch", num_groups: int = 8, logit_scale: float = 0.125) -> None:
         super().__init__()
+        self.logit_scale = logit_scale
         self.prep = conv_block(3, 64, norm, num_groups)
         self.layer1 = Stage(64, 128, norm, num_groups, residual=True)
         self.layer2 = Stage(128, 256, norm, num_groups, residual=False)
@@ -78,4 +81,4 @@ class CustomResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.prep(x))))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        return self.fc(torch.flatten(self.pool(x), 1)) * self.logit_scale

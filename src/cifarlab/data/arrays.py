@@ -1,5 +1,8 @@
 """CIFAR-10 in torchvision's ``cifar-10-batches-py`` layout, read into memory once.
 
+Batches are read with a restricted unpickler (:class:`BatchUnpickler`) that admits only what a
+CIFAR batch holds, because evaluate.py and the app read a data folder that a checkpoint names.
+
 The five training batches and the test batch are unpickled into uint8 arrays of shape
 (N, 32, 32, 3) (HWC, as albumentations expects) with int64 labels (N,). Files are checked
 against torchvision's official md5s: a mismatch with well-formed batches is a warning (the
@@ -16,14 +19,10 @@ import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import lightning as L
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import CIFAR10
 
-from cifarlab.errors import ConfigError, DataError
-from cifarlab.transforms import build_eval_transform, build_train_transform
+from cifarlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +63,27 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what a CIFAR batch holds: dicts, lists, str, bytes, numbers
+    and numpy arrays. Any other global (``os.system``, ``builtins.eval``, ...) raises
+    ``pickle.UnpicklingError`` before anything runs."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}: a CIFAR batch holds no such object")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with path.open("rb") as f:
-            return pickle.load(f, encoding="latin1")
+            return BatchUnpickler(f, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, UnicodeDecodeError, AttributeError, IndexError) as err:
         raise DataError(
             f"{path} is truncated or not a CIFAR-10 pickle ({type(err).__name__}: {err}). "
@@ -208,146 +224,3 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return means, stds
 
 
-class ImageDataset(Dataset):
-    """In-memory images with an albumentations transform.
-
-    ``dataset[i]`` -> (image (3, 32, 32) float32 tensor, label int).
-    """
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(image=self.images[index])["image"], int(self.labels[index])
-
-
-def seed_worker_transform(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: reseed the worker's copy of the albumentations pipeline from
-    the worker's torch seed (distinct per worker, derived from the run's seed), so workers neither
-    repeat each other's augmentations nor depend on the OS entropy."""
-    info = torch.utils.data.get_worker_info()
-    transform = getattr(info.dataset, "transform", None)
-    if hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(info.seed % 2**32)
-
-
-def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        kind = "a non-negative integer" if allow_zero else "a positive integer"
-        raise ConfigError(f"data.{name} must be {kind}, got {value!r}")
-
-
-class CIFAR10DataModule(L.LightningDataModule):
-    """CIFAR-10 for Lightning, from the in-memory arrays of :func:`load_cifar10`.
-
-    Args:
-        root: folder that holds (or will hold) ``cifar-10-batches-py/``.
-        batch_size: images per batch (per device under DDP).
-        num_workers, pin_memory, persistent_workers: passed to every DataLoader.
-        val_size: 0 validates on the 10,000 test images (as Page and the seed notebooks do);
-            N > 0 holds the last N training images out for validation, so that sweeps never
-            select on the test set.
-        subset: train on the first N (remaining) training images; ``None`` uses all.
-        strict_checksum: an md5 mismatch with the official files is an error, not a warning.
-        download: fetch the data through torchvision when it is missing (needs a network).
-        seed: seed of the augmentation's random state (``conf/train.yaml``'s ``seed``): with the
-            same seed a run sees the same augmented images; ``None`` is not reproducible.
-        train_transforms: Hydra specs of the albumentations augmentation (see
-            :mod:`cifarlab.transforms`); normalisation is appended.
-
-    After ``setup()``: ``mean``/``std`` (per-channel statistics of the training images used,
-    pixel/255), ``class_names``, ``checksum`` (a :class:`ChecksumReport`).
-
-    Raises:
-        ConfigError: a non-positive batch_size or subset, negative num_workers or val_size,
-            val_size or subset larger than the training set.
-        DataError: see :func:`load_cifar10`.
-    """
-
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 512,
-        num_workers: int = 4,
-        pin_memory: bool = True,
-        persistent_workers: bool = True,
-        val_size: int = 0,
-        subset: int | None = None,
-        strict_checksum: bool = False,
-        download: bool = True,
-        seed: int | None = None,
-        train_transforms: list[dict] | None = None,
-    ) -> None:
-        super().__init__()
-        _positive("batch_size", batch_size)
-        _positive("num_workers", num_workers, allow_zero=True)
-        _positive("val_size", val_size, allow_zero=True)
-        _positive("subset", subset, allow_none=True)
-        self.save_hyperparameters()
-        self.arrays: CIFAR10Arrays | None = None
-        self.mean: list[float] = []
-        self.std: list[float] = []
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.arrays.class_names
-
-    @property
-    def checksum(self) -> ChecksumReport:
-        return self.arrays.checksum
-
-    def prepare_data(self) -> None:
-        ensure_cifar10(self.hparams.root, self.hparams.download)
-
-    def _split(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        a, hp = self.arrays, self.hparams
-        n_train = len(a.train_images) - hp.val_size
-        if n_train < 1:
-            raise ConfigError(f"data.val_size={hp.val_size} leaves no training images (there are {len(a.train_images)})")
-        if hp.subset is not None and hp.subset > n_train:
-            raise ConfigError(f"data.subset={hp.subset} exceeds the {n_train} training images available")
-        end = n_train if hp.subset is None else hp.subset
-        train = (a.train_images[:end], a.train_labels[:end])
-        val = (a.train_images[n_train:], a.train_labels[n_train:]) if hp.val_size else (a.test_images, a.test_labels)
-        return train, val
-
-    def setup(self, stage: str | None = None) -> None:
-        """Load the arrays (once), compute the training statistics and build the datasets."""
-        if self.arrays is not None:
-            return
-        self.arrays = load_cifar10(self.hparams.root, self.hparams.strict_checksum, self.hparams.download)
-        (train_x, train_y), (val_x, val_y) = self._split()
-        self.mean, self.std = channel_stats(train_x)
-        eval_tf = build_eval_transform(self.mean, self.std)
-        self.train_set = ImageDataset(train_x, train_y, build_train_transform(self.hparams.train_transforms or [], self.mean, self.std,
-                                                                            self.hparams.seed))
-        self.val_set = ImageDataset(val_x, val_y, eval_tf)
-        self.test_set = ImageDataset(self.arrays.test_images, self.arrays.test_labels, eval_tf)
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        hp = self.hparams
-        return DataLoader(
-            dataset,
-            batch_size=hp.batch_size,
-            shuffle=shuffle,
-            drop_last=False,
-            num_workers=hp.num_workers,
-            pin_memory=hp.pin_memory and torch.cuda.is_available(),
-            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
-            worker_init_fn=seed_worker_transform if hp.num_workers > 0 else None,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)

@@ -1,0 +1,299 @@
+"""The Lightning DataModule: CIFAR-10 from in-memory uint8 arrays, augmented on one of two paths.
+
+- ``augment_on="workers"``: a torch ``DataLoader`` over :class:`ImageDataset`, the albumentations
+  pipeline run per image in worker processes (any transform; the default on CPU presets).
+- ``augment_on="device"``: :class:`DeviceBatches`, the uint8 train/val/test arrays held as tensors on
+  the model's device, each batch gathered by index and augmented there by batched ops
+  (:class:`~cifarlab.data.augment.DeviceAugment`): no worker processes, no host-to-device copies.
+  The approach of Page's cifar10-fast and airbench, whose GPU runs would otherwise wait on input.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cifarlab.data.arrays import CIFAR10Arrays, ChecksumReport, channel_stats, ensure_cifar10, load_cifar10
+from cifarlab.data.augment import BatchContext, DeviceAugment, build_eval_transform, build_train_transform
+from cifarlab.errors import ConfigError
+
+AUGMENT_ON = ("workers", "device")
+
+
+def derive_seed(*entropy: int) -> int:
+    """A 63-bit seed from several integers (run seed, rank, epoch), via numpy's SeedSequence."""
+    return int(np.random.SeedSequence([int(e) for e in entropy]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class ImageDataset(Dataset):
+    """In-memory images with an albumentations transform.
+
+    ``dataset[i]`` -> (image (3, 32, 32) float32 tensor, label int).
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(image=self.images[index])["image"], int(self.labels[index])
+
+
+def seed_worker_transform(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: reseed the worker's copy of the albumentations pipeline from
+    the worker's torch seed (distinct per worker, derived from the run's seed), so workers neither
+    repeat each other's augmentations nor depend on the OS entropy."""
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(info.seed % 2**32)
+
+
+def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        kind = "a non-negative integer" if allow_zero else "a positive integer"
+        raise ConfigError(f"data.{name} must be {kind}, got {value!r}")
+
+
+class EpochOrder:
+    """The order of a split's images in one epoch, and this rank's share of it (a sampler for
+    :class:`DeviceBatches`). Lightning calls ``set_epoch`` at each epoch start, as for
+    ``DistributedSampler``.
+
+    Args:
+        size: images in the split; shuffle: a new permutation each epoch (seeded from ``seed`` and
+        the epoch, so every rank draws the same one); rank, world_size: this process's share, the
+        positions ``rank, rank + world_size, ...`` (each image on exactly one rank, no padding).
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.size, self.shuffle, self.seed, self.rank, self.world_size = size, shuffle, seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.world_size))
+
+    def indices(self, device: torch.device) -> torch.Tensor:
+        """This rank's dataset indices for the current epoch, (len(self),) int64 on ``device``."""
+        if self.shuffle:
+            generator = torch.Generator(device=device).manual_seed(derive_seed(self.seed, self.epoch))
+            order = torch.randperm(self.size, device=device, generator=generator)
+        else:
+            order = torch.arange(self.size, device=device)
+        return order[self.rank::self.world_size]
+
+
+class DeviceBatches:
+    """Batches of (images float32 (B, 3, 32, 32) normalised, channels_last; labels int64 (B,)) built
+    on ``device`` from uint8 arrays held there.
+
+    Args:
+        images: uint8 (N, 32, 32, 3); labels: int64 (N,).
+        batch_size, drop_last: as for a DataLoader.
+        order: the :class:`EpochOrder` (shuffle, rank share).
+        augment: the batched ops and normalisation; ``train=False`` normalises only.
+        seed, rank: the per-batch random draws come from a generator seeded with (seed, rank, epoch).
+        device: where the arrays live and the batches are made.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, drop_last: bool, order: EpochOrder,
+                 augment: DeviceAugment, train: bool, seed: int, rank: int, device: torch.device) -> None:
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+        self.labels = torch.from_numpy(labels).to(device)
+        self.batch_size, self.drop_last, self.sampler = batch_size, drop_last, order
+        self.batch_sampler = None  # it batches itself (Lightning inspects DataLoader-like attributes)
+        self.augment, self.train, self.seed, self.rank, self.device = augment, train, seed, rank, device
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        indices = self.sampler.indices(self.device)
+        epoch = self.sampler.epoch
+        generator = torch.Generator(device=self.device).manual_seed(derive_seed(self.seed, self.rank, epoch))
+        for b in range(len(self)):
+            idx = indices[b * self.batch_size:(b + 1) * self.batch_size]
+            images = self.images[idx]
+            if self.train:
+                ctx = BatchContext(idx, len(self.images), epoch, self.seed, generator)
+                yield self.augment.augment(images, ctx), self.labels[idx]
+            else:
+                yield self.augment.normalise(images), self.labels[idx]
+
+
+class CIFAR10DataModule(L.LightningDataModule):
+    """CIFAR-10 for Lightning, from the in-memory arrays of :func:`load_cifar10`.
+
+    Args:
+        root: folder that holds (or will hold) ``cifar-10-batches-py/``.
+        batch_size: images per batch (per device under DDP).
+        num_workers, pin_memory, persistent_workers: passed to every DataLoader.
+        val_size: 0 validates on the 10,000 test images (as Page and the seed notebooks do);
+            N > 0 holds the last N training images out for validation, so that sweeps never
+            select on the test set.
+        subset: train on the first N (remaining) training images; ``None`` uses all.
+        strict_checksum: an md5 mismatch with the official files is an error, not a warning.
+        download: fetch the data through torchvision when it is missing (needs a network).
+        seed: seed of the augmentation's random state (``conf/train.yaml``'s ``seed``): with the
+            same seed a run sees the same augmented images; ``None`` is not reproducible. Each
+            rank under DDP adds its global rank.
+        train_transforms: Hydra specs of the albumentations augmentation (see
+            :mod:`cifarlab.data.augment`); normalisation is appended.
+        augment_on: ``workers`` (albumentations per image in DataLoader workers) or ``device``
+            (:class:`DeviceBatches` on the model's device; ``num_workers`` etc. are then unused).
+
+    The training batches drop the last partial batch (as Page's and airbench's loaders do), so
+    every step sees ``batch_size`` images.
+
+    After ``setup()``: ``mean``/``std`` (per-channel statistics of the training images used,
+    pixel/255), ``class_names``, ``checksum`` (a :class:`ChecksumReport`).
+
+    Raises:
+        ConfigError: a non-positive batch_size or subset, negative num_workers or val_size,
+            val_size or subset larger than the training set, fewer training images than one batch,
+            an unknown augment_on, a transform with no batched equivalent under ``device``.
+        DataError: see :func:`load_cifar10`.
+    """
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 512,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        val_size: int = 0,
+        subset: int | None = None,
+        strict_checksum: bool = False,
+        download: bool = True,
+        seed: int | None = None,
+        train_transforms: list[dict] | None = None,
+        augment_on: str = "workers",
+    ) -> None:
+        super().__init__()
+        if augment_on not in AUGMENT_ON:
+            raise ConfigError(f"data.augment_on={augment_on!r} is not one of {', '.join(AUGMENT_ON)}")
+        _positive("batch_size", batch_size)
+        _positive("num_workers", num_workers, allow_zero=True)
+        _positive("val_size", val_size, allow_zero=True)
+        _positive("subset", subset, allow_none=True)
+        self.save_hyperparameters()
+        self.arrays: CIFAR10Arrays | None = None
+        self.mean: list[float] = []
+        self.std: list[float] = []
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.arrays.class_names
+
+    @property
+    def checksum(self) -> ChecksumReport:
+        return self.arrays.checksum
+
+    def prepare_data(self) -> None:
+        ensure_cifar10(self.hparams.root, self.hparams.download)
+
+    def _split(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        a, hp = self.arrays, self.hparams
+        n_train = len(a.train_images) - hp.val_size
+        if n_train < 1:
+            raise ConfigError(f"data.val_size={hp.val_size} leaves no training images (there are {len(a.train_images)})")
+        if hp.subset is not None and hp.subset > n_train:
+            raise ConfigError(f"data.subset={hp.subset} exceeds the {n_train} training images available")
+        end = n_train if hp.subset is None else hp.subset
+        train = (a.train_images[:end], a.train_labels[:end])
+        val = (a.train_images[n_train:], a.train_labels[n_train:]) if hp.val_size else (a.test_images, a.test_labels)
+        return train, val
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the arrays (once), compute the training statistics and build the datasets."""
+        if self.arrays is not None:
+            return
+        self.arrays = load_cifar10(self.hparams.root, self.hparams.strict_checksum, self.hparams.download)
+        (train_x, train_y), (val_x, val_y) = self._split()
+        self.mean, self.std = channel_stats(train_x)
+        specs = self.hparams.train_transforms or []
+        if self.hparams.augment_on == "device":
+            self.device_augment = DeviceAugment(specs, self.mean, self.std)
+            train_tf = eval_tf = None
+        else:
+            train_tf = build_train_transform(specs, self.mean, self.std, self._seed())
+            eval_tf = build_eval_transform(self.mean, self.std)
+        self.train_set = ImageDataset(train_x, train_y, train_tf)
+        self.val_set = ImageDataset(val_x, val_y, eval_tf)
+        self.test_set = ImageDataset(self.arrays.test_images, self.arrays.test_labels, eval_tf)
+
+    def normalised_train_images(self, n: int) -> torch.Tensor:
+        """The first ``n`` training images, normalised: float32 (n, 3, 32, 32) on the CPU (airbench's
+        whitening layer is set from their patches)."""
+        images = torch.from_numpy(self.train_set.images[:n]).permute(0, 3, 1, 2).float()
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1) * 255
+        std = torch.tensor(self.std).view(1, 3, 1, 1) * 255
+        return (images - mean) / std
+
+    @property
+    def rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def _seed(self) -> int | None:
+        """The augmentation seed of this rank: ``seed`` + global rank, so ranks draw different augmentations."""
+        return None if self.hparams.seed is None else self.hparams.seed + self.rank
+
+    def _device_batches(self, dataset: ImageDataset, train: bool) -> DeviceBatches:
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        seed = self.hparams.seed if self.hparams.seed is not None else int(np.random.SeedSequence().entropy % 2**62)
+        order = EpochOrder(len(dataset), shuffle=train, seed=seed, rank=self.rank, world_size=self.world_size)
+        return DeviceBatches(dataset.images, dataset.labels, self.hparams.batch_size, drop_last=train, order=order,
+                             augment=self.device_augment, train=train, seed=seed, rank=self.rank, device=device)
+
+    def _loader(self, dataset: ImageDataset, train: bool) -> DataLoader | DeviceBatches:
+        hp = self.hparams
+        if hp.augment_on == "device":
+            return self._device_batches(dataset, train)
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory and torch.cuda.is_available(),
+            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+            worker_init_fn=seed_worker_transform if hp.num_workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
+        """Shuffled training batches of exactly ``batch_size`` images (the last partial batch is dropped).
+
+        Raises:
+            ConfigError: fewer training images per rank than one batch.
+        """
+        per_rank = len(self.train_set) // self.world_size
+        if per_rank < self.hparams.batch_size:
+            raise ConfigError(
+                f"{per_rank} training images per device make no full batch of data.batch_size={self.hparams.batch_size} "
+                "(the last partial batch is dropped): lower data.batch_size or raise data.subset"
+            )
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader(self.test_set, train=False)
