@@ -7,11 +7,14 @@ import itertools
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ProgressBar, RichProgressBar, WeightAveraging
+from lightning.pytorch.callbacks import (
+    Callback, EMAWeightAveraging, ModelCheckpoint, ProgressBar, RichProgressBar, WeightAveraging,
+)
 from lightning.pytorch.trainer.states import TrainerFn
 
 from cifarlab.errors import CifarlabError
@@ -215,3 +218,12 @@ class Throughput(Callback):
         self.seconds += seconds
         self.epoch_images_per_s.append(self._epoch_images / seconds if seconds else 0.0)
         pl_module.log("train/images_per_s", self.images_per_s, on_epoch=True, sync_dist=False)
+
+
+def periodic_checkpoint(dirpath: str | Path, every_n_minutes: float = 10.0) -> ModelCheckpoint:
+    """A ``ModelCheckpoint`` that rewrites ``dirpath/last.ckpt`` every ``every_n_minutes`` of training,
+    mid-epoch too, so a killed run loses at most that much work (``resume=<run dir>`` continues it).
+    Lightning writes checkpoints atomically (to a buffer, then the file in one transaction)."""
+    return ModelCheckpoint(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, save_last=False,
+                           train_time_interval=timedelta(minutes=every_n_minutes), enable_version_counter=False,
+                           save_on_train_epoch_end=False)

@@ -18,7 +18,9 @@ from typing import Any
 
 import lightning as L
 import torch
+import numpy as np
 from hydra.utils import instantiate
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch.optim.lr_scheduler import OneCycleLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -157,6 +159,21 @@ class ImageClassifier(L.LightningModule):
             make_scheduler = functools.partial(make_scheduler, max_lr=[make_scheduler.keywords["max_lr"] * s for s in scales])
         scheduler = make_scheduler(optimizer, total_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ resume: random states in the checkpoint
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store torch's, CUDA's, numpy's and Python's random states (numpy's as plain lists, so the
+        checkpoint still loads under ``weights_only``), so a resumed run draws what an unbroken one would."""
+        states = _collect_rng_states()
+        kind, keys, pos, has_gauss, gauss = states["numpy"]
+        states["numpy"] = [kind, keys.tolist(), pos, has_gauss, gauss]
+        checkpoint["rng_states"] = states
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = checkpoint.get("rng_states")
+        if states is not None and self._trainer is not None and self.trainer.state.fn == "fit":
+            kind, keys, pos, has_gauss, gauss = states["numpy"]
+            _set_rng_states(states | {"numpy": (kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss)})
 
     # ------------------------------------------------------------------ set-up: whitening, compilation
     def setup(self, stage: str) -> None:
