@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data
+EXPERIMENT ?= cpu_quick
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install train train-gpu sweep evaluate data-figures app browser test bench clean
+.PHONY: help install train train-gpu sweep seeds evaluate data-figures app browser test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,6 +31,9 @@ train-gpu: install  ## Page's ResNet-9 recipe on a GPU: 24 epochs
 
 sweep: install  ## example multirun: both models, fast_dev_run
 	$(PY) train.py -m model=custom_resnet,resnet18 trainer.fast_dev_run=true data.root=$(DATA) $(ARGS)
+
+seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset (EXPERIMENT=cpu_quick): summary.md with mean ± std in the sweep dir
+	$(PY) train.py -m experiment=$(EXPERIMENT) seed=0,1,2 data.root=$(DATA) $(ARGS)
 
 evaluate: install  ## test report of a run: metrics, misclassified and GradCAM grids, curves (CKPT=run dir or .ckpt)
 	$(PY) evaluate.py ckpt_path=$(CKPT) $(ARGS)

@@ -7,10 +7,12 @@ from cifarlab.training import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    """Returns the test accuracy (fraction), the objective of Hydra sweepers."""
+def main(cfg: DictConfig) -> float | None:
+    """Returns the held-out validation accuracy (fraction), the objective of Hydra sweepers;
+    ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
     with exit_on_user_error():
-        return run(cfg)["test"]["acc"]
+        held_out = run(cfg)["val"]
+    return held_out["acc"] if held_out else None
 
 
 if __name__ == "__main__":

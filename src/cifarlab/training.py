@@ -61,6 +61,23 @@ def validation_description(trainer: L.Trainer, val_size: int, test_images: int) 
     return f"the {test_images:,} test images (data.val_size=0)" if val_size == 0 else f"{val_size:,} held-out training images"
 
 
+def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
+                      ckpt_path: str | None) -> dict | None:
+    """The tested weights (``ckpt_path``, or those in memory) on the held-out validation split:
+    ``{"acc": fraction in [0, 1], "loss": float}``; ``None`` with ``data.val_size=0``, where
+    validation is the test set and no score may be chosen on it.
+
+    ``trainer.limit_val_batches=0`` switches off per-epoch validation, not this measurement:
+    the whole split is then used.
+    """
+    if datamodule.hparams.val_size == 0:
+        return None
+    if trainer.limit_val_batches == 0:
+        trainer.limit_val_batches = 1.0
+    scores = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
+    return {"acc": float(scores["val/acc"]), "loss": float(scores["val/loss"])}
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write ``payload`` as indented JSON, creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +110,8 @@ def run(cfg: DictConfig) -> dict:
     """Train ``cfg.model`` on CIFAR-10, test it and write ``metrics.json`` to ``cfg.paths.output_dir``.
 
     Returns the results written to ``metrics.json`` (``test.acc`` as a fraction in [0, 1],
-    ``wall_time_s`` in seconds, ``images_per_s`` training images per second).
+    ``val`` the same weights on the held-out split, ``{"acc", "loss"}``, or ``None`` with
+    ``data.val_size=0``; ``wall_time_s`` in seconds, ``images_per_s`` training images per second).
 
     Raises:
         cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2).
@@ -114,6 +132,7 @@ def run(cfg: DictConfig) -> dict:
     trainer.fit(module, datamodule=datamodule)
     fit_seconds = time.perf_counter() - fit_start
     ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
+    held_out = evaluate_held_out(trainer, module, datamodule, ckpt_path)
     test_start = time.perf_counter()
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
     test_seconds = time.perf_counter() - test_start
@@ -125,6 +144,7 @@ def run(cfg: DictConfig) -> dict:
         "seed": cfg.seed,
         "test": {"acc": float(tested["test/acc"]), "loss": float(tested["test/loss"]), "images": len(datamodule.test_set),
                  "tta": cfg.tta, "acc_tta": None if acc_tta is None else float(acc_tta)},
+        "val": held_out,
         "tested_checkpoint": {"which": which, "path": ckpt_path},
         "validation": validation_description(trainer, datamodule.hparams.val_size, len(datamodule.test_set)),
         "epochs": trainer.current_epoch,
