@@ -1,21 +1,29 @@
-"""Experiment wiring for ``train.py``: config -> data, model, trainer -> fit, test, results."""
+"""Experiment wiring for ``train.py``: config -> data, model, trainer -> [LR range test] -> fit
+(or resume) -> test once -> ``metrics.json``."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_object, instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
 from cifarlab.callbacks import Throughput
 from cifarlab.data import CIFAR10DataModule
+from cifarlab.errors import ConfigError
+from cifarlab.lr_finder import find_lr
 from cifarlab.module import ImageClassifier
+
+log = logging.getLogger(__name__)
+METRICS_SCHEMA = "cifarlab.train/1"
 
 def plain(cfg: DictConfig | None) -> Any:
     """A config node as plain dicts and lists (what checkpoints can store under ``weights_only``)."""
@@ -39,26 +47,89 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback]) -> L.Train
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
 
 
-def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, str]:
-    """Which weights to test: (ckpt_path for ``trainer.test``, description).
+def keep_selection_off_the_test_set(cfg: DictConfig) -> None:
+    """With ``data.val_size=0`` the validation set *is* the test set, so nothing may be chosen on it:
+    checkpoints that monitor a metric keep ``last.ckpt`` only (no best-on-test file), and early
+    stopping is refused. Edits ``cfg.callbacks`` in place.
 
-    With the test set as validation (``val_size == 0``) the final weights (``last.ckpt``):
-    a checkpoint chosen by its test accuracy would be selection on the test set. With a
-    held-out validation split, the best-on-val checkpoint.
+    Raises:
+        ConfigError: an ``EarlyStopping`` callback with ``data.val_size=0``.
+    """
+    if cfg.data.val_size:
+        return
+    for name, spec in (cfg.get("callbacks") or {}).items():
+        target = get_object(spec._target_)
+        target = target if isinstance(target, type) else None
+        if target is not None and issubclass(target, EarlyStopping):
+            raise ConfigError(
+                f"callbacks.{name} stops early on {spec.get('monitor')} while data.val_size=0 makes the validation set "
+                "the test set: that would select the stopping epoch on the test set. Hold out training images "
+                "(data.val_size=5000) or drop early stopping (callbacks=default)."
+            )
+        if target is not None and issubclass(target, ModelCheckpoint) and spec.get("monitor"):
+            with open_dict(spec):
+                spec.monitor, spec.save_top_k, spec.filename = None, 0, "last"
+
+
+def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, str]:
+    """Which weights to test, once: (ckpt_path for ``trainer.test``, ``"last"`` | ``"best"`` | ``"in_memory"``).
+
+    With the test set as validation (``val_size == 0``) the final weights (``last.ckpt``): a
+    checkpoint chosen by its test accuracy would be selection on the test set. With a held-out
+    validation split, the best-on-validation checkpoint.
     """
     checkpoint = trainer.checkpoint_callback
     if trainer.fast_dev_run or not isinstance(checkpoint, ModelCheckpoint):
-        return None, "final weights (in memory; no checkpoint written)"
+        return None, "in_memory"
     if checkpoint.monitor is None or val_size == 0 or not checkpoint.best_model_path:
-        return checkpoint.last_model_path or checkpoint.best_model_path or None, "final weights (last.ckpt)"
-    return checkpoint.best_model_path, f"best {checkpoint.monitor} on the held-out validation split"
+        return checkpoint.last_model_path or checkpoint.best_model_path or None, "last"
+    return checkpoint.best_model_path, "best"
 
 
-def validation_description(trainer: L.Trainer, val_size: int, test_images: int) -> str:
-    """What the run validated on, in words, for ``metrics.json``."""
-    if trainer.limit_val_batches == 0:
-        return "none (trainer.limit_val_batches=0)"
-    return f"the {test_images:,} test images (data.val_size=0)" if val_size == 0 else f"{val_size:,} held-out training images"
+def resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
+    """For ``resume=<run dir>``: that run's saved config (its ``config.yaml``) with ``resume`` set, and its
+    ``checkpoints/last.ckpt``. Overrides given with ``resume`` are ignored, so the run continues as it began.
+
+    Raises:
+        ConfigError: no such run dir, no ``config.yaml`` or no ``last.ckpt`` in it.
+    """
+    run_dir = Path(cfg.resume).expanduser().resolve()
+    saved, ckpt = run_dir / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
+    for path in (saved, ckpt):
+        if not path.is_file():
+            raise ConfigError(
+                f"resume={cfg.resume}: {path} is missing. Point resume at a train.py run dir that wrote a checkpoint "
+                "(outputs/<task>/runs/<run>); a run killed before its first checkpoint cannot be continued."
+            )
+    resumed = OmegaConf.load(saved)
+    with open_dict(resumed):
+        resumed.resume = str(run_dir)
+        resumed.paths.output_dir = str(run_dir)
+    return resumed, ckpt
+
+
+def hparams_for_tensorboard(cfg: DictConfig) -> dict[str, Any]:
+    """The run's hyperparameters as flat ``group/key`` scalars, for TensorBoard's HParams tab."""
+    flat: dict[str, Any] = {}
+    for group in ("model", "optimizer", "scheduler", "loss", "data", "trainer"):
+        node = cfg.get(group)
+        if node is None:
+            continue
+        for key, value in OmegaConf.to_container(node, resolve=True).items():
+            if isinstance(value, (int, float, str, bool)) and key not in ("root", "default_root_dir", "_partial_"):
+                flat[f"{group}/{key}"] = value
+    return flat | {"seed": cfg.seed, "channels_last": cfg.channels_last, "tta": cfg.tta}
+
+
+def log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
+    """Log the hyperparameters with the final metrics to every logger (TensorBoard's HParams tab
+    compares the runs of a sweep by ``hp/test_acc`` and ``hp/val_acc``)."""
+    metrics = {"hp/test_acc": results["test"]["acc"]}
+    if results.get("val"):
+        metrics["hp/val_acc"] = results["val"]["acc"]
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hparams_for_tensorboard(cfg), metrics)
+        logger.finalize("success")
 
 
 def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
@@ -89,11 +160,13 @@ def print_summary(results: dict) -> None:
     table = Table(title=f"cifarlab: {results['model']} on {results['dataset']}", show_header=False)
     test = results["test"]
     rows = [("test accuracy", f"{100 * test['acc']:.2f} %")]
+    if results.get("val"):
+        rows.insert(0, ("held-out validation accuracy", f"{100 * results['val']['acc']:.2f} %"))
     if test.get("acc_tta") is not None:
         rows.append((f"test accuracy, TTA {test['tta']}", f"{100 * test['acc_tta']:.2f} %"))
     rows += [
         ("test loss", f"{test['loss']:.4f}"),
-        ("tested", results["tested_checkpoint"]["which"]),
+        ("tested", f"{results['tested_checkpoint']['which']} ({results['tested_checkpoint']['path']})"),
         ("epochs / steps", f"{results['epochs']} / {results['global_step']}"),
         ("training throughput", f"{results['images_per_s']:.0f} images/s"),
         ("training time", f"{results['train_seconds']:.1f} s (+ {results['compile_seconds']:.1f} s compiling)"),
@@ -107,16 +180,24 @@ def print_summary(results: dict) -> None:
 
 
 def run(cfg: DictConfig) -> dict:
-    """Train ``cfg.model`` on CIFAR-10, test it and write ``metrics.json`` to ``cfg.paths.output_dir``.
+    """Train ``cfg.model`` on CIFAR-10, test it once and write ``metrics.json`` to ``cfg.paths.output_dir``.
 
-    Returns the results written to ``metrics.json`` (``test.acc`` as a fraction in [0, 1],
-    ``val`` the same weights on the held-out split, ``{"acc", "loss"}``, or ``None`` with
-    ``data.val_size=0``; ``wall_time_s`` in seconds, ``images_per_s`` training images per second).
+    ``lr_find=only`` runs the LR range test alone and returns ``{"lr_find": ...}``; ``lr_find=apply``
+    runs it, then trains with ``scheduler.max_lr`` set to its suggestion. ``resume=<run dir>``
+    continues that run from its ``last.ckpt`` into the same dir.
+
+    Returns the results written to ``metrics.json`` (schema ``cifarlab.train/1``, README): ``test.acc``
+    as a fraction in [0, 1], ``val`` the same weights on the held-out split (``{"acc", "loss"}``, or
+    ``None`` with ``data.val_size=0``), seconds and images/s as named.
 
     Raises:
         cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2).
     """
     start = time.perf_counter()
+    ckpt_to_resume = None
+    if cfg.get("resume"):
+        cfg, ckpt_to_resume = resumed_config(cfg)
+    keep_selection_off_the_test_set(cfg)
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CIFAR10DataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
@@ -127,9 +208,13 @@ def run(cfg: DictConfig) -> dict:
     trainer = build_trainer(cfg, [throughput])
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+        if ckpt_to_resume is None:
+            OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    lr_find = run_lr_find(cfg, trainer, module, datamodule, output_dir) if cfg.get("lr_find") else None
+    if lr_find is not None and cfg.lr_find.mode == "only":
+        return {"lr_find": lr_find}
     fit_start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_to_resume)
     fit_seconds = time.perf_counter() - fit_start
     ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
     held_out = evaluate_held_out(trainer, module, datamodule, ckpt_path)
@@ -138,15 +223,20 @@ def run(cfg: DictConfig) -> dict:
     test_seconds = time.perf_counter() - test_start
     acc_tta = tested.get("test/acc_tta")
     results = {
+        "schema": METRICS_SCHEMA,
         "model": cfg.model._target_.rsplit(".", 1)[-1],
         "norm": cfg.model.get("norm"),
-        "dataset": "CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (JPEG q75 copy / md5 differs from the official release)",
+        "dataset": "CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
         "seed": cfg.seed,
         "test": {"acc": float(tested["test/acc"]), "loss": float(tested["test/loss"]), "images": len(datamodule.test_set),
                  "tta": cfg.tta, "acc_tta": None if acc_tta is None else float(acc_tta)},
         "val": held_out,
-        "tested_checkpoint": {"which": which, "path": ckpt_path},
-        "validation": validation_description(trainer, datamodule.hparams.val_size, len(datamodule.test_set)),
+        "tested_checkpoint": {"which": which, "path": None if ckpt_path is None else os.path.relpath(ckpt_path, output_dir)},
+        "validation": "none" if trainer.limit_val_batches == 0 else ("test_set" if datamodule.hparams.val_size == 0 else "held_out"),
+        "val_size": datamodule.hparams.val_size,
+        "resumed": ckpt_to_resume is not None,
+        "lr_find": lr_find,
+        "max_lr": (cfg.get("scheduler") or {}).get("max_lr"),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_images": len(datamodule.train_set),
@@ -165,6 +255,31 @@ def run(cfg: DictConfig) -> dict:
         "output_dir": str(output_dir),
     }
     if trainer.is_global_zero:
+        log_hparams(trainer, cfg, results)
         write_json(output_dir / "metrics.json", results)
         print_summary(results)
     return results
+
+
+def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
+                output_dir: Path) -> dict:
+    """The LR range test of ``cfg.lr_find``; with ``mode: apply`` the suggestion becomes OneCycle's
+    ``max_lr`` (in the module and in ``cfg``, so ``config.yaml`` and ``metrics.json`` record it).
+
+    Raises:
+        ConfigError: ``apply`` without a scheduler that takes ``max_lr``; see :func:`cifarlab.lr_finder.find_lr`.
+    """
+    spec = cfg.lr_find
+    if spec.mode == "apply" and "max_lr" not in (cfg.get("scheduler") or {}):
+        raise ConfigError("lr_find=apply sets scheduler.max_lr, but this run's scheduler has none: use scheduler=onecycle")
+    found = find_lr(trainer, module, datamodule, output_dir, spec.min_lr, spec.max_lr, spec.num_steps,
+                    spec.early_stop_threshold)
+    Console().print(f"LR range test: suggested learning rate {found.suggested_lr:.3g} "
+                    f"({found.steps_run} steps; {output_dir / 'lr_finder.png'})", highlight=False)
+    if spec.mode == "apply":
+        module.hparams.scheduler["max_lr"] = found.suggested_lr
+        with open_dict(cfg):
+            cfg.scheduler.max_lr = found.suggested_lr
+        if trainer.is_global_zero:
+            OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    return {"suggested_lr": found.suggested_lr, "applied": spec.mode == "apply", "steps_run": found.steps_run}
