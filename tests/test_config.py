@@ -65,3 +65,20 @@ def test_page_24ep_is_pages_recipe() -> None:
 
 def test_default_trainer_uses_one_device() -> None:
     assert compose_train([]).trainer.devices == 1
+
+
+@pytest.mark.parametrize("override,message", [
+    ("trainer.max_epochs=ten", "full_key: trainer.max_epochs"),
+    ("data.batch_size=abc", "full_key: data.batch_size"),
+    ("epochs=3", "Key 'epochs' not in 'TrainConfig'"),
+    ("model.norm=instance", "error: model.norm='instance' is not one of batch, group, layer"),
+    ("tta=sideways", "error: tta='sideways' is not one of none, flip, flip_translate"),
+])
+def test_bad_values_exit_non_zero_naming_the_key(override: str, message: str, cifar_root, tmp_path) -> None:
+    from conftest import run_script, tiny_overrides
+
+    proc = run_script("train.py", *tiny_overrides(cifar_root), "trainer.fast_dev_run=true", override,
+                      f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "metrics.json").exists()

@@ -6,8 +6,8 @@ class CifarlabError(Exception):
     wrong and what to do; entry points print it without a traceback and exit non-zero."""
 
 
-class ConfigError(CifarlabError):
-    """A config value is out of range or inconsistent."""
+class ConfigError(CifarlabError, ValueError):
+    """A config value is out of range or inconsistent (also a ``ValueError``, for code that expects one)."""
 
 
 class DataError(CifarlabError):

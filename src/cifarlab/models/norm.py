@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from cifarlab.errors import ConfigError
+
 NORMS = ("batch", "group", "layer")
 
 
@@ -18,17 +20,17 @@ def make_norm(norm: str, channels: int, num_groups: int = 8) -> nn.Module:
         num_groups: groups for ``norm="group"``; must divide ``channels``.
 
     Raises:
-        ValueError: unknown ``norm`` or ``num_groups`` that does not divide ``channels``.
+        ConfigError: unknown ``norm`` or ``num_groups`` that does not divide ``channels`` (a ``ValueError``).
     """
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "group":
         if channels % num_groups:
-            raise ValueError(
+            raise ConfigError(
                 f"model.num_groups={num_groups} does not divide {channels} channels; "
                 "choose a divisor of 64 (e.g. 4, 8, 16, 32)"
             )
         return nn.GroupNorm(num_groups, channels)
     if norm == "layer":
         return nn.GroupNorm(1, channels)
-    raise ValueError(f"model.norm={norm!r} is not one of {', '.join(NORMS)}")
+    raise ConfigError(f"model.norm={norm!r} is not one of {', '.join(NORMS)}: choose one, e.g. model.norm=batch")
