@@ -38,6 +38,23 @@ def test_time_budget_schedule_follows_the_clock_not_the_steps() -> None:
     assert lrs[150] == pytest.approx(1e-3) and scheduler.progress == 1.0  # past the budget: stays at the end
 
 
+def test_time_budget_state_loads_weights_only_and_keeps_the_elapsed_time(tmp_path: Path) -> None:
+    clock = FakeClock()
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = TimeBudgetOneCycle(optimizer, budget_s=100, max_lr=1.0, clock=clock)
+    optimizer.step()
+    scheduler.step()
+    clock.now += 40.0
+    torch.save(scheduler.state_dict(), tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    later = FakeClock()
+    later.now = 5000.0
+    resumed = TimeBudgetOneCycle(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), budget_s=100,
+                                 max_lr=1.0, clock=later)
+    resumed.load_state_dict(state)
+    assert resumed.progress == pytest.approx(0.4)
+
+
 def test_time_budget_rejects_a_bad_budget() -> None:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ValueError, match="budget_s=0"):

@@ -164,3 +164,12 @@ def test_a_run_too_short_for_one_cycle_names_the_steps_and_phases(cifar_root: Pa
                       f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
     assert "OneCycleLR cannot schedule 4 steps with scheduler.pct_start=0.25: its phases would last 0, 3 steps" in proc.stderr
+
+
+def test_time_budget_run_writes_a_checkpoint_that_loads_weights_only(cifar_root: Path, tmp_path: Path) -> None:
+    cfg = compose_train(["experiment=cpu_quick"] + tiny_overrides(cifar_root) + [
+        "data.subset=100", "trainer.max_epochs=1", "scheduler.budget_s=600"], tmp_path)
+    results = run(cfg)
+    assert results["tested_checkpoint"] == {"which": "last", "path": "checkpoints/last.ckpt"}
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["lr_schedulers"][0]["elapsed_s"] > 0

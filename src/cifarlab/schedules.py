@@ -55,6 +55,19 @@ class TimeBudgetOneCycle(LRScheduler):
             return 0.0
         return min(1.0, (self.clock() - self.started_at) / self.budget_s)
 
+    def state_dict(self) -> dict:
+        """The schedule's state without the clock (a function) and with the elapsed seconds instead of
+        a clock reading, so checkpoints load under ``weights_only`` and a resumed run continues the budget."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "clock", "started_at")}
+        state["elapsed_s"] = None if self.started_at is None else self.clock() - self.started_at
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        elapsed = state.pop("elapsed_s", None)
+        self.__dict__.update(state)
+        self.started_at = None if elapsed is None else self.clock() - elapsed
+
     def factor(self, progress: float) -> float:
         """The learning rate over ``max_lr`` at ``progress`` in [0, 1]."""
         start, end = 1 / self.div_factor, 1 / self.div_factor / self.final_div_factor
