@@ -57,7 +57,8 @@ def test_every_png_exists_and_has_the_expected_size(report: tuple[Path, dict]) -
              ("confusion_matrix.png", "misclassified.png", "gradcam_misclassified.png", "curves.png")}
     assert sizes["confusion_matrix.png"] == (800, 800)
     assert sizes["curves.png"] == (1500, 400)
-    assert sizes["misclassified.png"] == sizes["gradcam_misclassified.png"] == (800, 300)  # 4 cells of 2 x 2.6 in + title
+    # 4 cells of 2 x 2.6 in + title
+    assert sizes["misclassified.png"] == sizes["gradcam_misclassified.png"] == (800, 300)
     singles = sorted((out / "misclassified").glob("*.png"))
     assert len(singles) == 4 and all(Image.open(p).size == (64, 64) for p in singles)
     assert {int(p.name.split("_")[0]) for p in singles} == set(results["misclassified"]["shown"])
@@ -86,7 +87,8 @@ def test_bad_settings_fail_before_any_output(run: Run, tmp_path: Path, settings,
 
 
 def test_cli_report_and_errors(trained_run: Path, run: Run, tmp_path: Path) -> None:
-    ok = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.num_misclassified=3", f"hydra.run.dir={tmp_path / 'ok'}")
+    ok = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.num_misclassified=3",
+                    f"hydra.run.dir={tmp_path / 'ok'}")
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert json.loads((tmp_path / "ok" / "metrics.json").read_text())["test"]["acc"] == pytest.approx(
         run.train_metrics["test"]["acc"], abs=1e-6)

@@ -1,19 +1,8 @@
-"""A trained run, read once: the one place that knows the layout of a ``train.py`` run dir.
-
-```
-<run dir>/metrics.json       train's results; ``tested_checkpoint.path`` names the weights it tested
-<run dir>/checkpoints/*.ckpt last.ckpt, epochNNN-val_accX.XXXX.ckpt
-<run dir>/tensorboard/       the logged scalars
-```
-
-:class:`Run` reads the checkpoint file once (``torch.load(weights_only=True)``), rebuilds the
-network from its hyperparameters and wraps it with the normalisation it was trained with, so
-that callers pass uint8 images. :meth:`Run.predict` is the one path from weights to logits:
-``evaluate.py``, flip TTA and the app go through it.
-"""
+"""A trained run, read once: the one place that knows a ``train.py`` run dir (``metrics.json``,
+``checkpoints/``, ``tensorboard/``). :meth:`Run.predict` is the one path from weights to logits:
+``evaluate.py``, flip TTA and the app go through it."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -65,164 +54,121 @@ class NormalisedClassifier(nn.Module):
 
 
 class Run:
-    """A ``train.py`` run dir (its tested checkpoint) or a ``.ckpt`` file, read once.
+    """A ``train.py`` run dir (the checkpoint it tested) or a ``.ckpt`` file, read once.
 
     Args:
-        path: a run dir, or a ``.ckpt`` file (its run dir is the folder above ``checkpoints/``).
+        path: a run dir, or a ``.ckpt`` file (its run dir: the folder above ``checkpoints/``).
         data_root: folder holding ``cifar-10-batches-py/``; None: the ``data.root`` training used.
-        precision: ``32-true`` | ``bf16-mixed`` | ``16-mixed``; None: the one train.py tested with
-            (its ``metrics.json``), else this machine's best.
+        precision: ``32-true`` | ``bf16-mixed`` | ``16-mixed``; None: the one train.py tested
+            with (its ``metrics.json``), else this machine's best.
         device: where the model runs; None: CUDA when available, else the CPU.
 
-    Attributes: ``run_dir`` (Path or None), ``ckpt_path``, ``sha256`` (of the checkpoint file),
-    ``hparams`` (the LightningModule's saved hyperparameters), ``net_target`` (the network's
-    ``_target_``), ``class_names``, ``train_metrics`` (train's ``metrics.json``, or None),
-    ``precision``, ``data_root`` (Path or None), ``device``, ``model`` (a
-    :class:`NormalisedClassifier` in eval mode, fp32) and ``net`` (the network inside it).
+    Attributes: ``run_dir`` (None for a .ckpt outside a run), ``ckpt_path``, ``sha256`` of the
+    checkpoint file, ``hparams`` (the LightningModule's), ``net_target``, ``class_names``,
+    ``train_metrics`` (train's ``metrics.json`` or None), ``precision``, ``data_root``, ``device``,
+    ``model`` (a :class:`NormalisedClassifier`, fp32, eval mode) and ``net`` (the network in it).
 
-    A run dir without ``metrics.json`` (unfinished, or still running) and a tested checkpoint
-    that is not where ``metrics.json`` says are logged as warnings, with the file used instead.
+    The tested checkpoint is ``tested_checkpoint.path`` of ``metrics.json``, relative to the
+    run dir; an absolute one (older runs) outside the run dir, a run without ``metrics.json``
+    (unfinished) and any other fallback to ``checkpoints/last.ckpt`` are logged as warnings.
 
     Raises:
-        CifarlabError: nothing at ``path``; no checkpoint; a file that is not a readable cifarlab
-            checkpoint; weights that do not fit the network its hyperparameters describe.
+        CifarlabError: nothing at ``path``; no checkpoint; not a readable cifarlab checkpoint;
+            weights that do not fit the network its hyperparameters describe.
         ConfigError: an unsupported precision.
     """
 
     def __init__(self, path: str | Path, data_root: str | Path | None = None, precision: str | None = None,
                  device: str | torch.device | None = None) -> None:
         path = Path(path).expanduser()
-        if path.is_dir():
-            self.run_dir: Path | None = path
-            self.train_metrics = self._read_metrics(path)
-            self.ckpt_path = self._tested_checkpoint(path, self.train_metrics)
-        elif path.is_file():
-            self.run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-            metrics = self.run_dir / "metrics.json" if self.run_dir else None
-            self.train_metrics = json.loads(metrics.read_text()) if metrics and metrics.is_file() else None
-            self.ckpt_path = path
-        else:
+        if not path.exists():
             raise CifarlabError(f"ckpt_path={path} does not exist: give a .ckpt file or a run dir of train.py "
                                 "(outputs/<task>/runs/<time>_<id>)")
-        ckpt = self._read_checkpoint(self.ckpt_path)
-        self.hparams: dict = ckpt["hyper_parameters"]
+        is_ckpt_in_run = path.is_file() and path.parent.name == "checkpoints"
+        self.run_dir = path if path.is_dir() else path.parent.parent if is_ckpt_in_run else None
+        metrics = self.run_dir / "metrics.json" if self.run_dir else None
+        self.train_metrics: dict | None = json.loads(metrics.read_text()) if metrics and metrics.is_file() else None
+        if path.is_dir() and self.train_metrics is None:
+            log.warning("%s has no metrics.json: the run did not finish (or is still running); "
+                        "using its last checkpoint, which train.py did not test", path)
+        self.ckpt_path = path if path.is_file() else self._tested_checkpoint()
+        data = self.ckpt_path.read_bytes()  # once: hashed (it identifies the weights of a report), then loaded
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError...
+            raise CifarlabError(f"{self.ckpt_path} is not a readable checkpoint ({type(err).__name__}: {err}); "
+                                "pick another .ckpt from the run's checkpoints/ folder") from err
+        self.hparams: dict = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+        if not {"net", "mean", "std", "class_names"} <= set(self.hparams):
+            raise CifarlabError(f"{self.ckpt_path} was not written by cifarlab's train.py (no network spec, "
+                                "normalisation and class names in its hyperparameters)")
         self.net_target: str = self.hparams["net"]["_target_"]
         self.class_names: list[str] = list(self.hparams["class_names"])
-        root = data_root or ckpt.get("datamodule_hyper_parameters", {}).get("root") or \
-            (self.train_metrics or {}).get("data", {}).get("root")
+        root = data_root or ckpt.get("datamodule_hyper_parameters", {}).get("root")
         self.data_root = Path(root).expanduser() if root else None
         self.precision = precision or (self.train_metrics or {}).get("precision") or best_precision()
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is not supported here: use one of {', '.join(PRECISIONS)}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = self._build_model(ckpt["state_dict"])
+        net = instantiate(self.hparams["net"])
+        try:
+            net.load_state_dict({k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+        except RuntimeError as err:  # missing keys / size mismatch
+            raise CifarlabError(f"the weights in {self.ckpt_path} do not fit the {self.net_name} its hyperparameters "
+                                f"describe ({str(err).splitlines()[0]}); the checkpoint is damaged or edited") from err
+        self.model = NormalisedClassifier(net, self.hparams["mean"], self.hparams["std"],
+                                          bool(self.hparams.get("channels_last"))).float().eval().to(self.device)
         self.net = self.model.net
 
-    @staticmethod
-    def _read_metrics(run_dir: Path) -> dict | None:
-        metrics = run_dir / "metrics.json"
-        if metrics.is_file():
-            return json.loads(metrics.read_text())
-        log.warning("%s has no metrics.json: the run did not finish (or is still running); "
-                    "using its last checkpoint, which train.py did not test", run_dir)
-        return None
-
-    @staticmethod
-    def _tested_checkpoint(run_dir: Path, metrics: dict | None) -> Path:
-        """``tested_checkpoint.path`` of ``metrics.json`` relative to the run dir; an absolute one
-        (older runs) that is not inside the run dir falls back to the same file name in its
-        ``checkpoints/``; no metrics or no path: ``checkpoints/last.ckpt``."""
-        last = run_dir / "checkpoints" / "last.ckpt"
-        recorded = ((metrics or {}).get("tested_checkpoint") or {}).get("path")
+    def _tested_checkpoint(self) -> Path:
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        recorded = ((self.train_metrics or {}).get("tested_checkpoint") or {}).get("path")
         if recorded:
             recorded = Path(recorded)
-            local = run_dir / recorded if not recorded.is_absolute() else run_dir / "checkpoints" / recorded.name
+            local = self.run_dir / (recorded if not recorded.is_absolute() else Path("checkpoints", recorded.name))
             if local.is_file():
                 if recorded.is_absolute() and local.resolve() != recorded.resolve():
                     log.warning("metrics.json names the tested checkpoint %s, outside this run dir (a moved or "
                                 "copied run): using %s", recorded, local)
                 return local
-            log.warning("metrics.json names the tested checkpoint %s, which is not in %s: using %s",
-                        recorded, run_dir, last)
-        elif metrics is not None:
-            log.warning("metrics.json of %s names no tested checkpoint: using %s", run_dir, last)
-        if last.is_file():
-            return last
-        raise CifarlabError(f"{run_dir} holds no checkpoint (no checkpoints/last.ckpt): was the run stopped before "
-                            "its first epoch ended, or run with trainer.fast_dev_run?")
-
-    def _read_checkpoint(self, path: Path) -> dict:
-        data = path.read_bytes()  # once: hashed (identifies the weights of a report) and loaded
-        self.sha256 = hashlib.sha256(data).hexdigest()
-        try:
-            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError...
-            raise CifarlabError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err}); "
-                                "pick another .ckpt from the run's checkpoints/ folder") from err
-        hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-        if not {"net", "mean", "std", "class_names"} <= set(hparams):
-            raise CifarlabError(f"{path} was not written by cifarlab's train.py (no network spec, normalisation "
-                                "and class names in its hyperparameters)")
-        return ckpt
-
-    def _build_model(self, state_dict: dict) -> NormalisedClassifier:
-        net = instantiate(self.hparams["net"])
-        weights = {k.removeprefix("net."): v for k, v in state_dict.items() if k.startswith("net.")}
-        try:
-            net.load_state_dict(weights)
-        except RuntimeError as err:  # missing keys / size mismatch
-            raise CifarlabError(f"the weights in {self.ckpt_path} do not fit the {self.net_name} its hyperparameters "
-                                f"describe ({str(err).splitlines()[0]}); the checkpoint is damaged or was edited") from err
-        model = NormalisedClassifier(net, self.hparams["mean"], self.hparams["std"],
-                                     bool(self.hparams.get("channels_last", False)))
-        return model.float().eval().to(self.device)
+            log.warning("the tested checkpoint %s that metrics.json names is not in %s: using %s",
+                        recorded, self.run_dir, last)
+        elif self.train_metrics is not None:
+            log.warning("metrics.json of %s names no tested checkpoint: using %s", self.run_dir, last)
+        if not last.is_file():
+            raise CifarlabError(f"{self.run_dir} holds no checkpoint (no checkpoints/last.ckpt): was the run stopped "
+                                "before its first epoch ended, or run with trainer.fast_dev_run?")
+        return last
 
     @property
     def net_name(self) -> str:
         """The network's class name, e.g. ``CustomResNet``."""
         return self.net_target.rsplit(".", 1)[-1]
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """The context that runs the model in the run's precision (autocast for ``*-mixed``)."""
-        dtype = PRECISIONS[self.precision]
-        return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-
     def predict(self, images: np.ndarray | torch.Tensor, batch_size: int = 500, tta: str = "none") -> torch.Tensor:
-        """Logits of ``images`` in the run's precision, in batches of ``batch_size``.
-
-        Args:
-            images: (N, 3, 32, 32) or (N, 32, 32, 3) uint8, numpy or torch, on any device.
-            tta: ``none``, or ``flip``: the mean of the logits of each image and its mirror
-                image (airbench's ``infer``, tta_level 1).
-
-        Returns:
-            (N, C) float32 logits on the CPU.
+        """Logits (N, C) float32 on the CPU of images (N, 3, 32, 32) or (N, 32, 32, 3) uint8 (numpy
+        or torch), in batches, in the run's precision (autocast for ``*-mixed``). ``tta="flip"``:
+        the mean of the logits of each image and its mirror image (airbench's ``infer``, level 1).
 
         Raises:
-            ValueError: images that are not uint8, or an unknown ``tta``.
+            ValueError: images that are not a uint8 batch, or a ``tta`` other than none / flip.
         """
         images = torch.as_tensor(images)
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"predict takes (N, 3, H, W) or (N, H, W, 3) uint8 images, got {images.dtype} "
-                             f"{tuple(images.shape)}")
-        if tta not in ("none", "flip"):
-            raise ValueError(f"tta={tta!r} must be 'none' or 'flip'")
-        if images.shape[1] != 3:
-            images = images.permute(0, 3, 1, 2)
-        chunks = []
-        with torch.inference_mode(), self.autocast():
+        if images.dtype != torch.uint8 or images.ndim != 4 or tta not in ("none", "flip"):
+            raise ValueError(f"predict takes a (N, 3, H, W) or (N, H, W, 3) uint8 batch and tta none | flip, got "
+                             f"{images.dtype} {tuple(images.shape)}, tta={tta!r}")
+        images = images if images.shape[1] == 3 else images.permute(0, 3, 1, 2)
+        dtype = PRECISIONS[self.precision]
+        chunks = [torch.zeros(0, len(self.class_names))]
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             for batch in images.split(batch_size):
                 batch = batch.to(self.device)
                 logits = self.model(batch).float()
                 if tta == "flip":
                     logits = (logits + self.model(batch.flip(-1)).float()) / 2
                 chunks.append(logits.cpu())
-        return torch.cat(chunks) if chunks else torch.zeros(0, len(self.class_names))
-
-    def criterion(self, logits: torch.Tensor, labels: torch.Tensor) -> float:
-        """Training's loss (its ``loss`` spec, label smoothing included) of (N, C) logits and (N,) labels."""
-        loss = instantiate(self.hparams["loss"]) if "loss" in self.hparams else nn.CrossEntropyLoss()
-        return float(loss(logits.float(), labels))
+        return torch.cat(chunks)
 
     def test_set(self) -> tuple[np.ndarray, np.ndarray]:
         """The CIFAR-10 test set at ``data_root``: images (N, 32, 32, 3) uint8, labels (N,) int64.
@@ -235,8 +181,8 @@ class Run:
 
         folder = self.data_root / BASE_FOLDER if self.data_root else None
         if folder is None or not (folder / "test_batch").is_file():
-            where = f"at {folder}" if folder else "recorded in the checkpoint"
-            raise DataError(f"no CIFAR-10 test set {where}: pass data_root=<the folder holding {BASE_FOLDER}/>")
+            raise DataError(f"no CIFAR-10 test set at {folder or 'a data root the checkpoint records'}: "
+                            f"pass data_root=<the folder holding {BASE_FOLDER}/>")
         arrays = load_cifar10(self.data_root)
         return arrays.test_images, arrays.test_labels
 

@@ -23,7 +23,7 @@ from cifarlab.errors import CifarlabError, DataError
 from cifarlab.reports.evaluate import SCHEMA
 from cifarlab.reports.features import BlockOutputs, colourise, conv_layer_names, kernel_grid
 from cifarlab.reports.figures import upscale
-from cifarlab.reports.gradcam import default_target_layer, gradcam, layer_names, overlay
+from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, layer_names, overlay
 from cifarlab.run import Run
 
 log = logging.getLogger(__name__)
@@ -32,30 +32,17 @@ DISPLAY = 128  # images are shown upscaled 4x (nearest), as in the example PNGs
 MAX_SHOWN = 25  # misclassified test images a gallery shows at most
 
 
-def as_int(name: str, value: Any, low: int, high: int) -> int:
-    """``value`` as an int in [low, high]; whole floats (1.0) count, as sliders send them.
-
-    Raises:
-        CifarlabError: not a whole number, or out of range.
-    """
+def number(name: str, value: Any, low: float, high: float, whole: bool = True) -> Any:
+    """``value`` as a number in [low, high] (an int if ``whole``; whole floats such as 1.0 count,
+    as sliders send them), or CifarlabError naming ``name``."""
     try:
-        whole = float(value).is_integer() and not isinstance(value, bool)
+        ok = not isinstance(value, bool) and low <= float(value) <= high and (float(value).is_integer() or not whole)
     except (TypeError, ValueError):
-        whole = False
-    if not whole or not low <= int(value) <= high:
-        raise CifarlabError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return int(value)
-
-
-def as_fraction(name: str, value: Any) -> float:
-    """``value`` as a float in [0, 1]. Raises: CifarlabError: anything else."""
-    try:
-        fraction = float(value)
-    except (TypeError, ValueError):
-        fraction = float("nan")
-    if not 0.0 <= fraction <= 1.0:
-        raise CifarlabError(f"{name} must be a number from 0 to 1, got {value!r}")
-    return fraction
+        ok = False
+    if not ok:
+        kind = "whole number" if whole else "number"
+        raise CifarlabError(f"{name} must be a {kind} from {low:g} to {high:g}, got {value!r}")
+    return int(value) if whole else float(value)
 
 
 @dataclass
@@ -74,8 +61,7 @@ class Mistakes:
     def find(cls, images: np.ndarray, labels: np.ndarray, logits: torch.Tensor, indices: np.ndarray) -> Mistakes:
         """From the (N, C) logits of test images (N, 32, 32, 3) with labels (N,) at ``indices`` (N,)."""
         wrong = np.flatnonzero(logits.argmax(1).numpy() != labels)
-        probs = torch.softmax(logits[wrong].float(), dim=1).numpy()
-        return cls(images[wrong], labels[wrong], probs, indices[wrong], len(labels))
+        return cls(images[wrong], labels[wrong], torch.softmax(logits[wrong], 1).numpy(), indices[wrong], len(labels))
 
 
 class Explorer:
@@ -143,15 +129,10 @@ class Explorer:
                 self._mistakes = Mistakes.find(images, labels, self.run.predict(images), np.arange(len(labels)))
             return self._mistakes
 
-    def _block(self, layer: Any) -> str:
-        if layer not in self.blocks:
-            raise CifarlabError(f"unknown layer {layer!r}: choose one of {', '.join(self.blocks)}")
-        return layer
-
     # ---- Predict tab
     def predict(self, image: Any, k: Any = 3) -> dict[str, float]:
         """Top-``k`` classes of an upload: {class name: probability}, most probable first (k in 1..10)."""
-        k = as_int("k (classes shown)", k, 1, len(self.class_names))
+        k = number("k (classes shown)", k, 1, len(self.class_names))
         probs = torch.softmax(self.run.predict(read_upload(image, self.max_megapixels)[None]), dim=1)[0]
         top = np.argsort(-probs.numpy(), kind="stable")[:k]
         return {self.class_names[i]: float(probs[i]) for i in top}
@@ -160,9 +141,9 @@ class Explorer:
         """GradCAM of the predicted class over an upload: (128, 128, 3) uint8, or None when not ``show``."""
         if not show:
             return None
-        layer, opacity = self._block(layer or self.default_block), as_fraction("opacity", opacity)
-        pixels = read_upload(image, self.max_megapixels)
-        return overlay(pixels, gradcam(self.run.model, pixels[None], layer)[0], 1.0 - opacity, DISPLAY)
+        opacity, pixels = number("opacity", opacity, 0, 1, whole=False), read_upload(image, self.max_megapixels)
+        cam = gradcam(self.run.model, pixels[None], layer or self.default_block)[0]
+        return overlay(pixels, cam, 1.0 - opacity, DISPLAY)
 
     # ---- Misclassified tab
     def test_summary(self) -> str:
@@ -178,10 +159,11 @@ class Explorer:
                 f"({100 * m.probs[i, predicted]:.0f}%) #{m.indices[i]}")
 
     def misclassified(self, show: bool = True, count: Any = 10) -> list[tuple[np.ndarray, str]]:
-        """The first ``count`` (1..25) misclassified test images: [((128, 128, 3) uint8, caption)], fewer if there are fewer."""
+        """The first ``count`` (1..25) misclassified test images (fewer if there are fewer):
+        [((128, 128, 3) uint8, caption)]."""
         if not show:
             return []
-        count = as_int("number of images", count, 1, MAX_SHOWN)
+        count = number("number of images", count, 1, MAX_SHOWN)
         m = self.mistakes()
         return [(image, self._caption(m, i)) for i, image in enumerate(upscale(m.images[:count], DISPLAY))]
 
@@ -191,8 +173,8 @@ class Explorer:
         [((128, 128, 3) uint8, caption)]. The maps of a layer are computed once and kept."""
         if not show:
             return []
-        count = as_int("number of images", count, 1, MAX_SHOWN)
-        layer, opacity = self._block(layer or self.default_block), as_fraction("opacity", opacity)
+        count = number("number of images", count, 1, MAX_SHOWN)
+        layer, opacity = check_layer(self.run.net, layer or self.default_block), number("opacity", opacity, 0, 1, False)
         m = self.mistakes()
         with self._lock:
             if layer not in self._cams:
@@ -204,7 +186,7 @@ class Explorer:
     # ---- Feature maps and Kernels tabs
     def feature_maps(self, image: Any, channel: Any = 0) -> list[tuple[np.ndarray, str]]:
         """Channel ``channel`` of each top-level block's output for an upload: [((128, 128, 3) uint8, caption)]."""
-        channel = as_int("channel", channel, 0, min(self.features.channels.values()) - 1)
+        channel = number("channel", channel, 0, min(self.features.channels.values()) - 1)
         pixels = torch.from_numpy(read_upload(image, self.max_megapixels)[None]).to(self.run.device)
         maps = {name: out[0, channel].float().cpu().numpy()
                 for name, out in self.features(self.run.model.normalise(pixels)).items()}

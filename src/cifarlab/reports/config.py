@@ -1,7 +1,11 @@
-"""Typed schemas of ``conf/eval.yaml`` and ``conf/data_figures.yaml``, stored in Hydra's ConfigStore
-on import (as ``eval_schema``, ``data_figures_schema``): an unknown key or a value of the wrong
-type fails when the config is composed, naming the key. Ranges are checked when the entry point
-turns the config into these objects (``OmegaConf.to_object``), before anything runs."""
+"""Typed schemas of ``conf/eval.yaml`` and ``conf/data_figures.yaml`` (their comments say what each
+key does), stored in Hydra's ConfigStore on import as ``eval_schema`` and ``data_figures_schema``:
+an unknown key or a value of the wrong type fails when the config is composed, naming the key.
+Ranges are checked when an entry point makes these objects (``OmegaConf.to_object``).
+
+Raises (on construction):
+    ConfigError: a value out of range; the message names the key.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,19 +16,8 @@ from hydra.core.config_store import ConfigStore
 
 from cifarlab.errors import ConfigError
 
-
-class Target(Enum):
-    """The class whose evidence GradCAM shows: the predicted one, or the true label."""
-
-    predicted = "predicted"
-    label = "label"
-
-
-class TTA(Enum):
-    """Test-time augmentation: none, or the mean of the logits of each image and its mirror image."""
-
-    none = "none"
-    flip = "flip"
+Target = Enum("Target", {"predicted": "predicted", "label": "label"})  # the class whose evidence GradCAM shows
+TTA = Enum("TTA", {"none": "none", "flip": "flip"})
 
 
 @dataclass
@@ -34,17 +27,17 @@ class Paths:
 
 @dataclass
 class GradcamSettings:
-    target_layer: Optional[str] = None  # None: the last conv block (layer3 / layer4)
-    image_weight: float = 0.5  # the image's opacity under the heat map, in [0, 1]
+    target_layer: Optional[str] = None
+    image_weight: float = 0.5
     target: Target = Target.predicted
 
 
 @dataclass
 class ReportSettings:
-    """``eval.*``: what the report shows."""
+    """``eval.*`` of ``conf/eval.yaml``: what the report shows."""
 
     num_misclassified: int = 10
-    image_size: int = 128  # 32 x 32 images are upscaled to this many pixels for display
+    image_size: int = 128
     tta: TTA = TTA.none
     gradcam: GradcamSettings = field(default_factory=GradcamSettings)
 
@@ -59,13 +52,11 @@ class ReportSettings:
 
 @dataclass
 class EvalConfig:
-    """``conf/eval.yaml``."""
-
-    ckpt_path: Optional[str] = None  # a train.py run dir (its tested checkpoint) or a .ckpt file
-    data_root: Optional[str] = None  # None: the data.root recorded in the checkpoint
+    ckpt_path: Optional[str] = None
+    data_root: Optional[str] = None
     batch_size: int = 500
-    precision: Optional[str] = None  # None: the training run's, so that accuracies match
-    model: Optional[Any] = None  # model=<name> asserts the checkpoint's architecture
+    precision: Optional[str] = None
+    model: Optional[Any] = None
     task_name: str = "eval"
     eval: ReportSettings = field(default_factory=ReportSettings)
     paths: Paths = field(default_factory=Paths)
@@ -77,12 +68,10 @@ class EvalConfig:
 
 @dataclass
 class DataFiguresConfig:
-    """``conf/data_figures.yaml``."""
-
-    data: Any = None  # the data module's node (conf/data)
+    data: Any = None
     num_samples: int = 20
     image_size: int = 128
-    seed: int = 0  # which random augmentations are drawn
+    seed: int = 0
     task_name: str = "data_figures"
     paths: Paths = field(default_factory=Paths)
 

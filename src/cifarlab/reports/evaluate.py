@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
@@ -27,7 +28,8 @@ SCHEMA = "cifarlab.eval/1"
 
 def caption(index: int, label: int, probs: torch.Tensor, class_names: list[str]) -> str:
     """"#12 true: cat\\npred: dog (54%)": test-set index, true class, predicted class and its probability."""
-    return f"#{index} true: {class_names[label]}\npred: {class_names[int(probs.argmax())]} ({100 * float(probs.max()):.0f}%)"
+    predicted = class_names[int(probs.argmax())]
+    return f"#{index} true: {class_names[label]}\npred: {predicted} ({100 * float(probs.max()):.0f}%)"
 
 
 def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int = 500) -> dict:
@@ -56,7 +58,7 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     if settings.num_misclassified > len(wrong):
         raise ConfigError(f"eval.num_misclassified={settings.num_misclassified} but only {len(wrong)} test images "
                           f"are misclassified: ask for at most {len(wrong)}")
-    report = classification_report(logits, torch.from_numpy(labels), run.class_names)
+    report = classification_report(logits, torch.from_numpy(labels), run.class_names, instantiate(run.hparams["loss"]))
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "predictions.npz", logits=logits.numpy(), labels=labels, indices=np.arange(len(labels)))
     save_confusion_matrix(report["confusion_matrix"], run.class_names, out / "confusion_matrix.png")
@@ -90,8 +92,7 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
         "data_root": str(run.data_root),
         "precision": run.precision,
         "device": str(run.device),
-        "test": {"images": len(labels), "acc": report["acc"], "loss": run.criterion(logits, torch.from_numpy(labels)),
-                 "acc_tta_flip": tta},
+        "test": {"images": len(labels), "acc": report["acc"], "loss": report["loss"], "acc_tta_flip": tta},
         "per_class": report["per_class"],
         "confusion_matrix": report["confusion_matrix"],
         "misclassified": {"count": len(wrong), "shown": shown.tolist()},

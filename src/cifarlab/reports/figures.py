@@ -55,7 +55,8 @@ def save_curves(series: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) ->
     panels = dict(zip(("loss", "accuracy", "learning rate"), fig.subplots(1, 3)))
     for name, (steps, values) in sorted(series.items()):
         last = name.split("/")[-1]
-        key = "loss" if "loss" in last else "accuracy" if "acc" in last else "learning rate" if name.startswith("lr") else None
+        key = next((title for title, part in (("loss", "loss"), ("accuracy", "acc")) if part in last),
+                   "learning rate" if last.startswith("lr") else None)
         if key:
             panels[key].plot(steps, values, label=name, marker="o" if len(steps) < 30 else None)
     for title, ax in panels.items():

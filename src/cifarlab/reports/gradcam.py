@@ -47,7 +47,8 @@ def check_layer(net: nn.Module, name: str) -> str:
     """
     valid = layer_names(net)
     if name not in valid:
-        raise ConfigError(f"target_layer={name!r} is not a block of {type(net).__name__}; valid names: {', '.join(valid)}")
+        raise ConfigError(f"target_layer={name!r} is not a block of {type(net).__name__}; "
+                          f"valid names: {', '.join(valid)}")
     return name
 
 
@@ -69,9 +70,10 @@ def gradcam(model: NormalisedClassifier, images: np.ndarray, layer: str, targets
     maps = []
     with GradCAM(model=cam_model, target_layers=[cam_model.net.get_submodule(layer)]) as cam:
         for start in range(0, len(x), batch_size):
-            chunk = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets[start:start + batch_size]]
-            maps.append(cam(input_tensor=x[start:start + batch_size], targets=chunk))
-    return np.clip(np.concatenate(maps), 0, 1).astype(np.float32) if maps else np.zeros((0, *images.shape[1:3]), np.float32)
+            end = start + batch_size
+            chunk = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets[start:end]]
+            maps.append(cam(input_tensor=x[start:end], targets=chunk))
+    return np.clip(np.concatenate(maps), 0, 1).astype(np.float32) if maps else np.zeros((0, 32, 32), np.float32)
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, image_weight: float = 0.5, size: int = 128) -> np.ndarray:
