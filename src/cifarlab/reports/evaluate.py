@@ -51,8 +51,9 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     start = time.perf_counter()
     layer = check_layer(run.net, settings.gradcam.target_layer or default_target_layer(run.net))
     images, labels = run.test_set()
+    predict_start = time.perf_counter()
     logits = run.predict(images, batch_size)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - predict_start
     preds = logits.argmax(1).numpy()
     wrong = np.flatnonzero(preds != labels)
     if settings.num_misclassified > len(wrong):
