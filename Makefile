@@ -41,20 +41,20 @@ sweep: install  ## example multirun: both models, fast_dev_run
 seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset (EXPERIMENT=cpu_quick): summary.md with mean ± std in the sweep dir
 	$(PY) train.py -m experiment=$(EXPERIMENT) seed=0,1,2 data.root=$(DATA) $(ARGS)
 
-evaluate: install  ## test report of a run: metrics, misclassified and GradCAM grids, curves (CKPT=run dir or .ckpt)
+evaluate: install  ## test report of a run: predictions.npz, metrics, misclassified and GradCAM grids, curves (CKPT=run dir or .ckpt)
 	$(PY) evaluate.py ckpt_path=$(CKPT) $(ARGS)
 
 data-figures: install $(DATA)/cifar-10-batches-py/test_batch  ## samples.png and augmentations.png of the training data (no checkpoint)
-	$(PY) evaluate.py mode=data data.root=$(DATA) $(ARGS)
+	$(PY) data_figures.py data.root=$(DATA) $(ARGS)
 
 app: install  ## start the Gradio app on a checkpoint (CKPT=... run dir or .ckpt; http://127.0.0.1:7860)
 	$(PY) app.py ckpt_path=$(CKPT) $(ARGS)
 
-browser:  ## Debian's chromium for the browser test (apt-get as root; else that test skips)
+browser:  ## Debian's chromium for the browser test (apt-get as root; without it that test skips); .ci/run calls it
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
 		|| echo "chromium not installed: the browser test will be skipped"
 
-test: install browser  ## the test suite (real-data tests skip when $(DATA) is absent)
+test: install  ## the test suite (real-data tests skip when $(DATA) is absent, the browser test without chromium); installs no system packages
 	$(PY) -m pytest -q $(ARGS)
 
 bench: install $(DATA)/cifar-10-batches-py/test_batch  ## images/s of each model: bare step, device augmentation, train.py on each augment_on path

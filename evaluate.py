@@ -1,18 +1,17 @@
-"""Evaluate a trained run: ``python evaluate.py ckpt_path=<checkpoint or run dir>``,
-or draw the data figures: ``python evaluate.py mode=data``."""
-from pathlib import Path
-
+"""Evaluate a trained run on the test set: ``python evaluate.py ckpt_path=<run dir or .ckpt> [key=value ...]``."""
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cifarlab.cli import exit_on_user_error
-from cifarlab.reports import run
+from cifarlab.reports.config import EvalConfig
+from cifarlab.reports.evaluate import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error():
-        run(cfg, Path(cfg.paths.output_dir))
+        settings: EvalConfig = OmegaConf.to_object(cfg)
+        evaluate(settings)
 
 
 if __name__ == "__main__":

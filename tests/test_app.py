@@ -6,7 +6,6 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -14,16 +13,20 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from cifarlab.app import DISPLAY, MAX_SHOWN, Explorer, build_app, launch, resolve_port, to_cifar, to_rgb
-from cifarlab.errors import ConfigError
-from cifarlab.evaluation import evaluate_checkpoint
+from cifarlab.app.explorer import DISPLAY, MAX_SHOWN, Explorer
+from cifarlab.app.ui import build_app, launch, resolve_port
+from cifarlab.app.uploads import read_upload, to_cifar, to_rgb
+from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.examples import CLASS_NAMES, TEST_INDICES, example_paths
+from cifarlab.reports.config import ReportSettings
+from cifarlab.reports.evaluate import write_report
+from cifarlab.run import Run
 from conftest import CLASSES, REAL_DATA, run_script
 
 
 @pytest.fixture(scope="module")
 def explorer(trained_run: Path) -> Explorer:
-    return Explorer.from_checkpoint(trained_run)
+    return Explorer(Run(trained_run))
 
 
 def free_port() -> int:
@@ -45,7 +48,7 @@ def save(image: Image.Image, path: Path) -> Path:
     return path
 
 
-# ---- uploads -> 32 x 32 RGB, normalised with the checkpoint's statistics
+# ---- uploads -> 32 x 32 RGB, normalised inside the model with the checkpoint's statistics
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "I;16", "1"])
 @pytest.mark.parametrize("size", [(7, 5), (32, 32), (300, 200)])
@@ -56,10 +59,11 @@ def test_any_mode_and_size_becomes_a_normalised_32x32_rgb_tensor(mode: str, size
     grey16 = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257
     image = Image.fromarray(grey16) if mode == "I;16" else rgb.convert(mode)
     path = save(image, tmp_path / "upload.png")
-    pixels, x = explorer.image_tensor(str(path))
+    pixels = read_upload(str(path), 40)
     assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
+    x = explorer.run.model.normalise(torch.from_numpy(pixels[None]))
     assert x.shape == (1, 3, 32, 32) and x.dtype == torch.float32
-    mean, std = np.array(explorer.mean), np.array(explorer.std)
+    mean, std = np.array(explorer.run.hparams["mean"]), np.array(explorer.run.hparams["std"])
     np.testing.assert_allclose(x[0].permute(1, 2, 0).numpy(), (pixels / 255 - mean) / std, atol=1e-5)
     if mode in ("L", "LA", "I;16", "1"):
         assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
@@ -133,7 +137,7 @@ def test_misclassified_gallery_and_their_gradcam(explorer: Explorer) -> None:
     summary = explorer.test_summary()
     assert "of 100 test images misclassified" in summary, summary
     gallery = explorer.misclassified(True, 4)
-    assert len(gallery) == min(4, explorer.mistakes().count) and gallery, summary
+    assert len(gallery) == min(4, len(explorer.mistakes().indices)) and gallery, summary
     for image, caption in gallery:
         assert image.shape == (DISPLAY, DISPLAY, 3) and image.dtype == np.uint8
         true, predicted = caption.removeprefix("true: ").split(" (")[0].split(", pred: ")
@@ -146,8 +150,8 @@ def test_misclassified_gallery_and_their_gradcam(explorer: Explorer) -> None:
 
 def test_feature_maps_show_one_channel_per_block(explorer: Explorer) -> None:
     maps = explorer.feature_maps(str(example_paths()[5]), 7)
-    assert explorer.top_blocks == ["prep", "layer1", "layer2", "layer3"]
-    assert [caption.split(":")[0] for _, caption in maps] == explorer.top_blocks
+    assert explorer.features.blocks == ["prep", "layer1", "layer2", "layer3"]
+    assert [caption.split(":")[0] for _, caption in maps] == explorer.features.blocks
     assert all(image.shape == (DISPLAY, DISPLAY, 3) and image.dtype == np.uint8 for image, _ in maps)
     assert "channel 7 of 512, 4x4" in maps[-1][1]
 
@@ -175,47 +179,51 @@ def big_png(path: Path) -> Path:
     (lambda e, p: e.predict(str(example_paths()[0]), 0), "k (classes shown) must be a whole number from 1 to 10"),
     (lambda e, p: e.predict(str(example_paths()[0]), 11), "from 1 to 10, got 11"),
     (lambda e, p: e.predict(str(example_paths()[0]), 2.5), "got 2.5"),
-    (lambda e, p: e.gradcam(str(example_paths()[0]), True, "layer9", 0.5), "unknown layer 'layer9': choose one of"),
+    (lambda e, p: e.gradcam(str(example_paths()[0]), True, "layer9", 0.5), "'layer9' is not a block of CustomResNet; valid"),
     (lambda e, p: e.gradcam(str(example_paths()[0]), True, "layer3", 1.5), "opacity must be a number from 0 to 1"),
     (lambda e, p: e.misclassified(True, 0), "number of images must be a whole number from 1 to 25"),
-    (lambda e, p: e.misclassified_gradcam(True, 3, "fc", 0.5), "unknown layer 'fc'"),
+    (lambda e, p: e.misclassified_gradcam(True, 3, "fc", 0.5), "target_layer='fc' is not a block"),
     (lambda e, p: e.feature_maps(str(example_paths()[0]), 64), "channel must be a whole number from 0 to 63, got 64"),
     (lambda e, p: e.feature_maps(str(example_paths()[0]), -1), "got -1"),
     (lambda e, p: e.kernels("layer3"), "unknown conv layer 'layer3': choose from prep.0"),
 ])
-def test_bad_input_raises_a_gradio_error_with_a_clear_message(call, message: str, explorer: Explorer,
-                                                              tmp_path: Path) -> None:
+def test_bad_input_raises_a_clear_message(call, message: str, explorer: Explorer, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "empty.png").write_bytes(b"")
     png = example_paths()[0].read_bytes()
     (tmp_path / "half.png").write_bytes(png[:len(png) // 2])
-    with pytest.raises(gr.Error) as err:
+    with pytest.raises(CifarlabError) as err:
         call(explorer, tmp_path)
-    assert message in err.value.message, err.value.message
+    assert message in str(err.value), str(err.value)
     assert len(explorer.predict(str(example_paths()[1]), 2)) == 2
 
 
 def test_missing_test_data_disables_only_the_misclassified_tab(trained_run: Path, tmp_path: Path) -> None:
-    explorer = Explorer.from_checkpoint(trained_run, data_root=tmp_path / "nowhere")
-    assert "no CIFAR-10 test set at" in explorer.test_data_problem()
-    with pytest.raises(gr.Error, match="start the app with data_root="):
+    explorer = Explorer(Run(trained_run, data_root=tmp_path / "nowhere"))
+    assert "no CIFAR-10 test set at" in explorer.data_problem
+    with pytest.raises(CifarlabError, match="pass data_root="):
         explorer.misclassified(True, 5)
     assert len(explorer.predict(str(example_paths()[2]), 3)) == 3
     build_app(explorer)  # the UI still builds, with the message in the tab
 
 
-def test_eval_dir_of_evaluate_py_gives_the_same_misclassified_images(trained_run: Path, explorer: Explorer,
-                                                                     tmp_path: Path) -> None:
-    shown = min(5, len(explorer.mistakes().images))
-    evaluate_checkpoint(str(trained_run), tmp_path, data_root=None, batch_size=50, precision="32-true",
-                        num_misclassified=shown, target_layer=None, image_weight=0.5, target="predicted", tta="none",
-                        size=128)
-    from_report = Explorer.from_checkpoint(trained_run, eval_dir=tmp_path)
-    assert from_report.test_summary() == (
-        f"{explorer.test_summary()} The evaluate.py report in eval_dir holds {shown} of them.")
-    got, want = from_report.misclassified(True, MAX_SHOWN), explorer.misclassified(True, shown)
+def test_eval_dir_gives_the_same_misclassified_images_from_predictions_npz(trained_run: Path, explorer: Explorer,
+                                                                           tmp_path: Path) -> None:
+    write_report(explorer.run, tmp_path, ReportSettings(num_misclassified=1))
+    from_report = Explorer(Run(trained_run), eval_dir=tmp_path)
+    assert from_report.data_problem is None and from_report.test_summary() == explorer.test_summary()
+    got, want = from_report.misclassified(True, MAX_SHOWN), explorer.misclassified(True, MAX_SHOWN)
     assert [c for _, c in got] == [c for _, c in want]
     np.testing.assert_array_equal(np.stack([i for i, _ in got]), np.stack([i for i, _ in want]))
+
+
+def test_eval_dir_of_another_checkpoint_is_refused_in_the_tab(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "metrics.json").write_text('{"schema": "cifarlab.eval/1", "checkpoint": {"sha256": "0"}}')
+    np.savez(tmp_path / "predictions.npz", logits=np.zeros((1, 10), np.float32), labels=[0], indices=[0])
+    explorer = Explorer(Run(trained_run), eval_dir=tmp_path)
+    assert "is not a report (cifarlab.eval/1) of" in explorer.data_problem
+    with pytest.raises(CifarlabError, match="leave eval_dir unset"):
+        explorer.test_summary()
 
 
 def test_port_comes_from_the_config_unless_gradio_server_port_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,10 +245,16 @@ def test_a_taken_port_is_a_clear_error(explorer: Explorer) -> None:
             launch(build_app(explorer), "127.0.0.1", port, block=False)
 
 
-def test_app_py_without_a_checkpoint_exits_2_with_a_message() -> None:
-    result = run_script("app.py")
-    assert result.returncode == 2, result.stderr
-    assert "ckpt_path is not set" in result.stderr
+@pytest.mark.parametrize("args, status, message", [
+    ((), 2, "error: ckpt_path is not set"),
+    (("ckpt_path=x", "server_port=http"), 1, "server_port"),  # wrong type
+    (("ckpt_path=x", "eval_dri=y"), 1, "eval_dri"),  # unknown key
+    (("ckpt_path=x", "max_megapixels=0"), 2, "error: max_megapixels must be positive"),
+])
+def test_app_py_refuses_bad_config_with_a_message_naming_the_key(args: tuple, status: int, message: str) -> None:
+    result = run_script("app.py", *args)
+    assert result.returncode == status, result.stderr
+    assert message in result.stdout + result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 # ---- the served app, through gradio_client
@@ -264,7 +278,7 @@ def test_served_app_answers_the_api(served: str, tmp_path: Path) -> None:
     ((0,), "/predict", "k (classes shown) must be a whole number from 1 to 10, got 0"),
     ((11,), "/predict", "got 11"),
     (("text",), "/predict", "is not an image"),
-    (("layer7",), "/gradcam", "unknown layer 'layer7'"),
+    (("layer7",), "/gradcam", "target_layer='layer7' is not a block"),
     ((99,), "/feature_maps", "channel must be a whole number from 0 to 63, got 99"),
 ])
 def test_served_app_reports_bad_input_and_keeps_serving(args: tuple, api_name: str, message: str, served: str,

@@ -1,4 +1,5 @@
-"""evaluate.py on a checkpoint trained on the fixture: files, sizes, parity with trainer.test, errors."""
+"""evaluate.py on a run trained on the fixture: files, sizes, predictions.npz against Run.predict,
+parity with train.py's test, errors; data_figures.py."""
 from __future__ import annotations
 
 import json
@@ -9,44 +10,45 @@ import pytest
 import torch
 from PIL import Image
 
-from cifarlab.errors import CifarlabError, ConfigError
-from cifarlab.evaluation import evaluate_checkpoint, load_run, load_test_set
-from cifarlab.explain import gradcam, layer_names, predict_proba
+from cifarlab.errors import ConfigError
+from cifarlab.reports.config import TTA, GradcamSettings, ReportSettings
+from cifarlab.reports.evaluate import SCHEMA, write_report
+from cifarlab.reports.gradcam import gradcam, layer_names
+from cifarlab.run import Run
 from conftest import run_script
 
 
 @pytest.fixture(scope="module")
-def trained(trained_run: Path) -> tuple[Path, dict]:
-    """The shared fixture run and what train.py reported for it."""
-    return trained_run, json.loads((trained_run / "metrics.json").read_text())
-
-
-def evaluate(run_dir: Path, out: Path, **overrides) -> dict:
-    args = dict(data_root=None, batch_size=50, precision="32-true", num_misclassified=4, target_layer=None,
-                image_weight=0.5, target="predicted", tta="none", size=64) | overrides
-    return evaluate_checkpoint(str(run_dir), out, **args)
+def run(trained_run: Path) -> Run:
+    return Run(trained_run)
 
 
 @pytest.fixture(scope="module")
-def report(trained: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def report(run: Run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("eval")
-    return out, evaluate(trained[0], out, tta="flip")
+    return out, write_report(run, out, ReportSettings(num_misclassified=4, image_size=64, tta=TTA.flip), batch_size=50)
 
 
-def test_accuracy_equals_what_trainer_test_reported(trained: tuple[Path, dict], report: tuple[Path, dict]) -> None:
-    assert report[1]["test"]["acc"] == pytest.approx(trained[1]["test"]["acc"], abs=1e-6)
-    assert report[1]["test"]["loss"] == pytest.approx(trained[1]["test"]["loss"], rel=1e-5)
-    assert report[1]["checkpoint"].endswith("last.ckpt")
-    assert 0.0 <= report[1]["test"]["acc_tta_flip"] <= 1.0
+def test_accuracy_and_loss_equal_what_train_py_reported(run: Run, report: tuple[Path, dict]) -> None:
+    results, trained = report[1], run.train_metrics
+    assert results["schema"] == SCHEMA
+    assert results["test"]["acc"] == pytest.approx(trained["test"]["acc"], abs=1e-6)
+    assert results["test"]["loss"] == pytest.approx(trained["test"]["loss"], rel=1e-5)  # equal batches: same mean
+    assert results["checkpoint"]["path"].endswith("last.ckpt") and results["checkpoint"]["sha256"] == run.sha256
+    assert 0.0 <= results["test"]["acc_tta_flip"] <= 1.0
+    assert json.loads((report[0] / "metrics.json").read_text()) == results
 
 
-def test_misclassified_count_matches_predictions(trained: tuple[Path, dict], report: tuple[Path, dict]) -> None:
-    loaded = load_run(trained[0])
-    dataset, _ = load_test_set(loaded, None)
-    images = torch.stack([dataset[i][0] for i in range(len(dataset))])
-    preds = predict_proba(loaded.model, images).argmax(1)
-    assert report[1]["num_misclassified"] == int((preds != dataset.labels).sum())
-    assert report[1]["shown_misclassified"] == np.flatnonzero(preds != dataset.labels)[:4].tolist()
+def test_predictions_npz_holds_what_run_predict_gives(run: Run, report: tuple[Path, dict]) -> None:
+    images, labels = run.test_set()
+    with np.load(report[0] / "predictions.npz") as saved:
+        assert saved["logits"].dtype == np.float32 and saved["logits"].shape == (len(labels), 10)
+        torch.testing.assert_close(torch.from_numpy(saved["logits"]), run.predict(images, batch_size=7))
+        np.testing.assert_array_equal(saved["labels"], labels)
+        np.testing.assert_array_equal(saved["indices"], np.arange(len(labels)))
+        wrong = np.flatnonzero(saved["logits"].argmax(1) != labels)
+    assert report[1]["misclassified"] == {"count": len(wrong), "shown": wrong[:4].tolist()}
+    assert np.array(report[1]["confusion_matrix"]).sum() == len(labels)
 
 
 def test_every_png_exists_and_has_the_expected_size(report: tuple[Path, dict]) -> None:
@@ -55,67 +57,66 @@ def test_every_png_exists_and_has_the_expected_size(report: tuple[Path, dict]) -
              ("confusion_matrix.png", "misclassified.png", "gradcam_misclassified.png", "curves.png")}
     assert sizes["confusion_matrix.png"] == (800, 800)
     assert sizes["curves.png"] == (1500, 400)
-    assert sizes["misclassified.png"] == sizes["gradcam_misclassified.png"] == (800, 300)  # 4 cells of 2 x 2.6 in + title
+    # 4 cells of 2 x 2.6 in + title
+    assert sizes["misclassified.png"] == sizes["gradcam_misclassified.png"] == (800, 300)
     singles = sorted((out / "misclassified").glob("*.png"))
     assert len(singles) == 4 and all(Image.open(p).size == (64, 64) for p in singles)
-    first = results["shown_misclassified"][0]
-    assert singles[0].name.startswith(f"{first}_") or any(p.name.startswith(f"{first}_") for p in singles)
-    per_class = results["per_class"]
-    assert len(per_class) == 10 and set(per_class["cat"]) == {"precision", "recall", "accuracy"}
+    assert {int(p.name.split("_")[0]) for p in singles} == set(results["misclassified"]["shown"])
+    assert len(results["per_class"]) == 10 and set(results["per_class"]["cat"]) == {"precision", "recall"}
 
 
-def test_gradcam_maps_are_32x32_in_unit_range(trained: tuple[Path, dict]) -> None:
-    loaded = load_run(trained[0])
-    dataset, _ = load_test_set(loaded, None)
-    images = torch.stack([dataset[i][0] for i in range(6)])
-    maps = gradcam(loaded.model.net, images, "layer3", targets=[0, 1, 2, 3, 4, 5], batch_size=4)
+def test_gradcam_maps_are_32x32_in_unit_range(run: Run) -> None:
+    images, _ = run.test_set()
+    maps = gradcam(run.model, images[:6], "layer3", targets=[0, 1, 2, 3, 4, 5], batch_size=4)
     assert maps.shape == (6, 32, 32) and maps.dtype == np.float32
     assert maps.min() >= 0.0 and maps.max() <= 1.0 and maps.max() > 0.0
-    assert "layer1.res" in layer_names(loaded.model.net)
+    assert "layer1.res" in layer_names(run.net)
 
 
-@pytest.mark.parametrize("overrides,error,message", [
-    ({"num_misclassified": 0}, ConfigError, "num_misclassified=0 must be at least 1"),
-    ({"num_misclassified": 10_000}, ConfigError, "only"),
-    ({"target_layer": "layer9"}, ConfigError, "valid names: prep, prep.0"),
-    ({"target": "sideways"}, ConfigError, "'predicted' or 'true'"),
+@pytest.mark.parametrize("settings,message", [
+    (lambda: ReportSettings(num_misclassified=0), "num_misclassified=0 must be at least 1"),
+    (lambda: ReportSettings(gradcam=GradcamSettings(image_weight=1.5)), r"image_weight=1.5 must be in \[0, 1\]"),
+    (lambda: ReportSettings(num_misclassified=10_000), "only"),
+    (lambda: ReportSettings(gradcam=GradcamSettings(target_layer="layer9")), "valid names: prep, prep.0"),
 ])
-def test_bad_settings_fail_before_any_output(trained: tuple[Path, dict], tmp_path: Path, overrides: dict,
-                                             error: type, message: str) -> None:
+def test_bad_settings_fail_before_any_output(run: Run, tmp_path: Path, settings, message: str) -> None:
     out = tmp_path / "eval"
-    with pytest.raises(error, match=message):
-        evaluate(trained[0], out, **overrides)
-    assert not (out / "metrics.json").exists() and not (out / "misclassified.png").exists()
+    with pytest.raises(ConfigError, match=message):
+        write_report(run, out, settings())
+    assert not out.exists()
 
 
-def test_missing_and_broken_checkpoints(tmp_path: Path) -> None:
-    with pytest.raises(CifarlabError, match="does not exist"):
-        load_run(tmp_path / "nope.ckpt")
-    broken = tmp_path / "broken.ckpt"
-    broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(CifarlabError, match="not a readable checkpoint"):
-        load_run(broken)
-
-
-def test_other_architecture_is_refused(trained: tuple[Path, dict]) -> None:
-    with pytest.raises(CifarlabError, match="holds a CustomResNet, not the requested ResNet18"):
-        load_run(trained[0], expected_target="cifarlab.models.ResNet18")
-
-
-def test_cli_report_and_errors(trained: tuple[Path, dict], tmp_path: Path) -> None:
-    ok = run_script("evaluate.py", f"ckpt_path={trained[0]}", "eval.num_misclassified=3", f"hydra.run.dir={tmp_path / 'ok'}")
+def test_cli_report_and_errors(trained_run: Path, run: Run, tmp_path: Path) -> None:
+    ok = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.num_misclassified=3",
+                    f"hydra.run.dir={tmp_path / 'ok'}")
     assert ok.returncode == 0, ok.stderr[-3000:]
-    assert json.loads((tmp_path / "ok" / "metrics.json").read_text())["test"]["acc"] == pytest.approx(trained[1]["test"]["acc"])
-    bad = run_script("evaluate.py", f"ckpt_path={trained[0]}", "model=resnet18", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert json.loads((tmp_path / "ok" / "metrics.json").read_text())["test"]["acc"] == pytest.approx(
+        run.train_metrics["test"]["acc"], abs=1e-6)
+    bad = run_script("evaluate.py", f"ckpt_path={trained_run}", "model=resnet18", f"hydra.run.dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "not the requested ResNet18" in bad.stderr
     assert not (tmp_path / "bad" / "metrics.json").exists()
-    layer = run_script("evaluate.py", f"ckpt_path={trained[0]}", "eval.gradcam.target_layer=fc", f"hydra.run.dir={tmp_path / 'l'}")
+    layer = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.gradcam.target_layer=fc",
+                       f"hydra.run.dir={tmp_path / 'l'}")
     assert layer.returncode == 2 and "valid names" in layer.stderr
 
 
-def test_data_mode_draws_samples_and_augmentations(cifar_root: Path, tmp_path: Path) -> None:
-    proc = run_script("evaluate.py", "mode=data", f"data.root={cifar_root}", "eval.num_samples=10",
-                      f"hydra.run.dir={tmp_path}")
+@pytest.mark.parametrize("override,message", [
+    ("eval.num_misclassifed=3", "eval.num_misclassifed"),  # unknown key (typo)
+    ("eval.num_misclassified=abc", "eval.num_misclassified"),  # wrong type
+    ("eval.tta=sideways", "eval.tta"),  # not one of the choices
+    ("eval.num_misclassified=0", "error: eval.num_misclassified=0 must be at least 1"),  # out of range: ours, exit 2
+    ("ckpt_path=null", "error: no checkpoint given: pass ckpt_path="),
+])
+def test_bad_overrides_exit_non_zero_naming_the_key_without_a_traceback(override: str, message: str,
+                                                                          trained_run: Path, tmp_path: Path) -> None:
+    proc = run_script("evaluate.py", f"ckpt_path={trained_run}", override, f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == (2 if message.startswith("error:") else 1), proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_data_figures_draws_samples_and_augmentations(cifar_root: Path, tmp_path: Path) -> None:
+    proc = run_script("data_figures.py", f"data.root={cifar_root}", "num_samples=10", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("samples.png", "augmentations.png"):
         assert Image.open(tmp_path / name).size == (1000, 560)  # 5 x 2 cells of 2 x 2.6 in + title

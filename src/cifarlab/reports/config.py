@@ -1,0 +1,84 @@
+"""Typed schemas of ``conf/eval.yaml`` and ``conf/data_figures.yaml`` (their comments say what each
+key does), stored in Hydra's ConfigStore on import as ``eval_schema`` and ``data_figures_schema``:
+an unknown key or a value of the wrong type fails when the config is composed, naming the key.
+Ranges are checked when an entry point makes these objects (``OmegaConf.to_object``).
+
+Raises (on construction):
+    ConfigError: a value out of range; the message names the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+from cifarlab.errors import ConfigError
+
+Target = Enum("Target", {"predicted": "predicted", "label": "label"})  # the class whose evidence GradCAM shows
+TTA = Enum("TTA", {"none": "none", "flip": "flip"})
+
+
+@dataclass
+class Paths:
+    output_dir: str = "${hydra:runtime.output_dir}"
+
+
+@dataclass
+class GradcamSettings:
+    target_layer: Optional[str] = None
+    image_weight: float = 0.5
+    target: Target = Target.predicted
+
+
+@dataclass
+class ReportSettings:
+    """``eval.*`` of ``conf/eval.yaml``: what the report shows."""
+
+    num_misclassified: int = 10
+    image_size: int = 128
+    tta: TTA = TTA.none
+    gradcam: GradcamSettings = field(default_factory=GradcamSettings)
+
+    def __post_init__(self) -> None:
+        if self.num_misclassified < 1:
+            raise ConfigError(f"eval.num_misclassified={self.num_misclassified} must be at least 1")
+        if self.image_size < 32:
+            raise ConfigError(f"eval.image_size={self.image_size} must be at least 32 (pixels)")
+        if not 0.0 <= self.gradcam.image_weight <= 1.0:
+            raise ConfigError(f"eval.gradcam.image_weight={self.gradcam.image_weight} must be in [0, 1]")
+
+
+@dataclass
+class EvalConfig:
+    ckpt_path: Optional[str] = None
+    data_root: Optional[str] = None
+    batch_size: int = 500
+    precision: Optional[str] = None
+    model: Optional[Any] = None
+    task_name: str = "eval"
+    eval: ReportSettings = field(default_factory=ReportSettings)
+    paths: Paths = field(default_factory=Paths)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} must be at least 1")
+
+
+@dataclass
+class DataFiguresConfig:
+    data: Any = None
+    num_samples: int = 20
+    image_size: int = 128
+    seed: int = 0
+    task_name: str = "data_figures"
+    paths: Paths = field(default_factory=Paths)
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise ConfigError(f"num_samples={self.num_samples} must be at least 1")
+
+
+ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
+ConfigStore.instance().store(name="data_figures_schema", node=DataFiguresConfig)

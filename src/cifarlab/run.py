@@ -1,0 +1,199 @@
+"""A trained run, read once: the one place that knows a ``train.py`` run dir (``metrics.json``,
+``checkpoints/``, ``tensorboard/``). :meth:`Run.predict` is the one path from weights to logits:
+``evaluate.py``, flip TTA and the app go through it."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from cifarlab.config import best_precision
+from cifarlab.errors import CifarlabError, ConfigError, DataError
+from cifarlab.tta import tta_logits
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+class NormalisedClassifier(nn.Module):
+    """``net`` behind the normalisation it was trained with: uint8 images in, logits out.
+
+    Args:
+        net: a network taking (N, 3, 32, 32) float32 normalised images.
+        mean, std: per-channel training statistics in pixel/255 units.
+        channels_last: run ``net`` in NHWC memory format, as it was trained.
+
+    ``forward``: (N, 3, H, W) or (N, H, W, 3) uint8 -> (N, C) logits.
+    """
+
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float], channels_last: bool) -> None:
+        super().__init__()
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.channels_last = channels_last
+        # The arithmetic of albumentations' Normalize (training's): (x - 255 mean) * (1 / (255 std)) in float32.
+        self.register_buffer("shift", (torch.tensor(mean, dtype=torch.float32) * 255).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.reciprocal(torch.tensor(std, dtype=torch.float32) * 255).view(1, 3, 1, 1))
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) or (N, H, W, 3) uint8 -> (N, 3, H, W) float32, as the network saw in training."""
+        if images.shape[1] != 3 and images.shape[-1] == 3:
+            images = images.permute(0, 3, 1, 2)
+        x = (images.float() - self.shift) * self.scale
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalise(images))
+
+
+class Run:
+    """A ``train.py`` run dir (the checkpoint it tested) or a ``.ckpt`` file, read once.
+
+    Args:
+        path: a run dir, or a ``.ckpt`` file (its run dir: the folder above ``checkpoints/``).
+        data_root: folder holding ``cifar-10-batches-py/``; None: the ``data.root`` training used.
+        precision: ``32-true`` | ``bf16-mixed`` | ``16-mixed``; None: the one train.py tested
+            with (its ``metrics.json``), else this machine's best.
+        device: where the model runs; None: CUDA when available, else the CPU.
+
+    Attributes: ``run_dir`` (None for a .ckpt outside a run), ``ckpt_path``, ``sha256`` of the
+    checkpoint file, ``hparams`` (the LightningModule's), ``net_target``, ``class_names``,
+    ``train_metrics`` (train's ``metrics.json`` or None), ``precision``, ``data_root``, ``device``,
+    ``model`` (a :class:`NormalisedClassifier`, fp32, eval mode) and ``net`` (the network in it).
+
+    The tested checkpoint is ``tested_checkpoint.path`` of ``metrics.json``, relative to the
+    run dir; an absolute one (older runs) outside the run dir, a run without ``metrics.json``
+    (unfinished) and any other fallback to ``checkpoints/last.ckpt`` are logged as warnings.
+
+    Raises:
+        CifarlabError: nothing at ``path``; no checkpoint; not a readable cifarlab checkpoint;
+            weights that do not fit the network its hyperparameters describe.
+        ConfigError: an unsupported precision.
+    """
+
+    def __init__(self, path: str | Path, data_root: str | Path | None = None, precision: str | None = None,
+                 device: str | torch.device | None = None) -> None:
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise CifarlabError(f"ckpt_path={path} does not exist: give a .ckpt file or a run dir of train.py "
+                                "(outputs/<task>/runs/<time>_<id>)")
+        is_ckpt_in_run = path.is_file() and path.parent.name == "checkpoints"
+        self.run_dir = path if path.is_dir() else path.parent.parent if is_ckpt_in_run else None
+        metrics = self.run_dir / "metrics.json" if self.run_dir else None
+        self.train_metrics: dict | None = json.loads(metrics.read_text()) if metrics and metrics.is_file() else None
+        if path.is_dir() and self.train_metrics is None:
+            log.warning("%s has no metrics.json: the run did not finish (or is still running); "
+                        "using its last checkpoint, which train.py did not test", path)
+        self.ckpt_path = path if path.is_file() else self._tested_checkpoint()
+        data = self.ckpt_path.read_bytes()  # once: hashed (it identifies the weights of a report), then loaded
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError...
+            raise CifarlabError(f"{self.ckpt_path} is not a readable checkpoint ({type(err).__name__}: {err}); "
+                                "pick another .ckpt from the run's checkpoints/ folder") from err
+        self.hparams: dict = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+        if not {"net", "mean", "std", "class_names"} <= set(self.hparams):
+            raise CifarlabError(f"{self.ckpt_path} was not written by cifarlab's train.py (no network spec, "
+                                "normalisation and class names in its hyperparameters)")
+        self.net_target: str = self.hparams["net"]["_target_"]
+        self.class_names: list[str] = list(self.hparams["class_names"])
+        root = data_root or ckpt.get("datamodule_hyper_parameters", {}).get("root")
+        self.data_root = Path(root).expanduser() if root else None
+        self.precision = precision or (self.train_metrics or {}).get("precision") or best_precision()
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r} is not supported here: use one of {', '.join(PRECISIONS)}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        net = instantiate(self.hparams["net"])
+        try:
+            net.load_state_dict({k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+        except RuntimeError as err:  # missing keys / size mismatch
+            raise CifarlabError(f"the weights in {self.ckpt_path} do not fit the {self.net_name} its hyperparameters "
+                                f"describe ({str(err).splitlines()[0]}); the checkpoint is damaged or edited") from err
+        self.model = NormalisedClassifier(net, self.hparams["mean"], self.hparams["std"],
+                                          bool(self.hparams.get("channels_last"))).float().eval().to(self.device)
+        self.net = self.model.net
+
+    def _tested_checkpoint(self) -> Path:
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        recorded = ((self.train_metrics or {}).get("tested_checkpoint") or {}).get("path")
+        if recorded:
+            recorded = Path(recorded)
+            local = self.run_dir / (recorded if not recorded.is_absolute() else Path("checkpoints", recorded.name))
+            if local.is_file():
+                if recorded.is_absolute() and local.resolve() != recorded.resolve():
+                    log.warning("metrics.json names the tested checkpoint %s, outside this run dir (a moved or "
+                                "copied run): using %s", recorded, local)
+                return local
+            log.warning("the tested checkpoint %s that metrics.json names is not in %s: using %s",
+                        recorded, self.run_dir, last)
+        elif self.train_metrics is not None:
+            log.warning("metrics.json of %s names no tested checkpoint: using %s", self.run_dir, last)
+        if not last.is_file():
+            raise CifarlabError(f"{self.run_dir} holds no checkpoint (no checkpoints/last.ckpt): was the run stopped "
+                                "before its first epoch ended, or run with trainer.fast_dev_run?")
+        return last
+
+    @property
+    def net_name(self) -> str:
+        """The network's class name, e.g. ``CustomResNet``."""
+        return self.net_target.rsplit(".", 1)[-1]
+
+    def predict(self, images: np.ndarray | torch.Tensor, batch_size: int = 500, tta: str = "none") -> torch.Tensor:
+        """Logits (N, C) float32 on the CPU of images (N, 3, 32, 32) or (N, 32, 32, 3) uint8 (numpy
+        or torch), in batches, in the run's precision (autocast for ``*-mixed``). ``tta="flip"``:
+        the mean of the logits of each image and its mirror image, through :func:`cifarlab.tta.tta_logits`,
+        the function train.py's test uses.
+
+        Raises:
+            ValueError: images that are not a uint8 batch, or a ``tta`` other than none / flip.
+        """
+        images = torch.as_tensor(images)
+        if images.dtype != torch.uint8 or images.ndim != 4 or tta not in ("none", "flip"):
+            raise ValueError(f"predict takes a (N, 3, H, W) or (N, H, W, 3) uint8 batch and tta none | flip, got "
+                             f"{images.dtype} {tuple(images.shape)}, tta={tta!r}")
+        images = images if images.shape[1] == 3 else images.permute(0, 3, 1, 2)
+        dtype = PRECISIONS[self.precision]
+        chunks = [torch.zeros(0, len(self.class_names))]
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            for batch in images.split(batch_size):
+                batch = batch.to(self.device)
+                chunks.append(tta_logits(lambda x: self.model(x).float(), batch, tta).cpu())
+        return torch.cat(chunks)
+
+    def test_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """The CIFAR-10 test set at ``data_root``: images (N, 32, 32, 3) uint8, labels (N,) int64.
+
+        Raises:
+            DataError: no data root known or no test set there (the message says to pass
+                ``data_root=``); malformed files (see :func:`cifarlab.data.load_cifar10`).
+        """
+        from cifarlab.data import BASE_FOLDER, load_cifar10
+
+        folder = self.data_root / BASE_FOLDER if self.data_root else None
+        if folder is None or not (folder / "test_batch").is_file():
+            raise DataError(f"no CIFAR-10 test set at {folder or 'a data root the checkpoint records'}: "
+                            f"pass data_root=<the folder holding {BASE_FOLDER}/>")
+        arrays = load_cifar10(self.data_root)
+        return arrays.test_images, arrays.test_labels
+
+    def scalars(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every scalar of the run's TensorBoard events: name -> (steps, values); empty without events."""
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for events in sorted(self.run_dir.glob("tensorboard/**/events.out.tfevents.*")) if self.run_dir else []:
+            acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+            acc.Reload()
+            for tag in acc.Tags()["scalars"]:
+                points = acc.Scalars(tag)
+                series[tag] = (np.array([p.step for p in points]), np.array([p.value for p in points]))
+        return series
