@@ -12,20 +12,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning as L
-import matplotlib
+from lightning.pytorch.tuner import Tuner
 
-matplotlib.use("Agg")
-from lightning.pytorch.tuner import Tuner  # noqa: E402
-
-from cifarlab.errors import ConfigError  # noqa: E402
+from cifarlab.errors import ConfigError
 
 
 @dataclass
 class LRFinderResult:
-    """The sweep: ``lr`` and (smoothed) ``loss`` per step, the ``suggested_lr`` (steepest descent of the
-    loss), and the settings it ran with."""
+    """The sweep: ``lr`` and (smoothed, as Lightning records it) ``loss`` per step; ``suggested_lr``:
+    the rate at the lowest loss divided by 10 (fastai's ``lr_min`` rule; a OneCycle ``max_lr`` a
+    decade below where the loss turns up), and ``steepest_lr``: Lightning's steepest-descent point,
+    for comparison; the settings it ran with."""
 
     suggested_lr: float
+    steepest_lr: float | None
     lr: list[float]
     loss: list[float]
     min_lr: float
@@ -37,38 +37,62 @@ class LRFinderResult:
         return len(self.lr)
 
 
+def suggest(lr: list[float], loss: list[float], skip_begin: int = 10) -> float:
+    """The learning rate at the lowest loss after the first ``skip_begin`` points, divided by 10.
+
+    Raises:
+        ConfigError: fewer than ``skip_begin + 2`` points.
+    """
+    if len(lr) < skip_begin + 2:
+        raise ConfigError(
+            f"the LR range test ran {len(lr)} steps, too few to suggest a rate (the loss diverged early, or "
+            "lr_find.num_steps is small): lower lr_find.max_lr or raise lr_find.num_steps."
+        )
+    best = min(range(skip_begin, len(loss)), key=loss.__getitem__)
+    return lr[best] / 10
+
+
+def write_lr_finder(result: LRFinderResult, output_dir: Path, title: str = "LR range test") -> None:
+    """``lr_finder.png`` (loss against learning rate, log x axis, both suggestions marked) and
+    ``lr_finder.json`` (the curve and the suggestions) in ``output_dir``."""
+    from matplotlib.figure import Figure
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
+    axes.plot(result.lr, result.loss, color="tab:blue")
+    axes.axvline(result.suggested_lr, color="tab:red", linestyle="--",
+                 label=f"suggested max_lr {result.suggested_lr:.3g} (lowest loss / 10)")
+    if result.steepest_lr:
+        axes.axvline(result.steepest_lr, color="tab:grey", linestyle=":", label=f"steepest descent {result.steepest_lr:.3g}")
+    axes.set_xscale("log")
+    axes.set_xlabel("learning rate (log scale)")
+    axes.set_ylabel("training loss (smoothed)")
+    axes.set_title(f"{title}: {result.steps_run} steps")
+    axes.legend()
+    figure.savefig(output_dir / "lr_finder.png", dpi=100, bbox_inches="tight")
+    (output_dir / "lr_finder.json").write_text(json.dumps(asdict(result) | {"steps_run": result.steps_run}, indent=2) + "\n")
+
+
 def find_lr(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, output_dir: Path,
             min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int = 100,
             early_stop_threshold: float | None = 4.0) -> LRFinderResult:
-    """Run the range test and write ``lr_finder.png`` (loss against learning rate, log x axis, the
-    suggestion marked) and ``lr_finder.json`` (the curve and the suggestion) to ``output_dir``.
-
-    The sweep stops early once the loss exceeds ``early_stop_threshold`` x its best (divergence).
+    """Run the range test and write ``lr_finder.png`` and ``lr_finder.json`` (:func:`write_lr_finder`)
+    to ``output_dir`` (rank 0). The sweep stops early once the loss exceeds ``early_stop_threshold``
+    x its best (divergence).
 
     Raises:
-        ConfigError: bad bounds, or a sweep too short to suggest a rate (it diverged within a few
-            steps): the message says what to change.
+        ConfigError: bad bounds, or a sweep too short to suggest a rate (see :func:`suggest`).
     """
     if not 0 < min_lr < max_lr:
         raise ConfigError(f"lr_find.min_lr={min_lr} and lr_find.max_lr={max_lr} must satisfy 0 < min_lr < max_lr")
     finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=min_lr, max_lr=max_lr, num_training=num_steps,
                                     mode="exponential", early_stop_threshold=early_stop_threshold, update_attr=False)
-    suggestion = finder.suggestion() if finder is not None else None
-    if suggestion is None:
-        raise ConfigError(
-            f"the LR range test ran {len(finder.results.get('lr', [])) if finder else 0} of {num_steps} steps, too few "
-            "to suggest a rate (the loss diverged early): lower lr_find.max_lr or raise lr_find.num_steps."
-        )
-    result = LRFinderResult(float(suggestion), [float(x) for x in finder.results["lr"]],
-                            [float(x) for x in finder.results["loss"]], min_lr, max_lr, num_steps)
+    lr = [float(x) for x in finder.results.get("lr", [])]
+    loss = [float(x) for x in finder.results.get("loss", [])]
+    steepest = finder.suggestion()
+    result = LRFinderResult(suggest(lr, loss), None if steepest is None else float(steepest), lr, loss,
+                            min_lr, max_lr, num_steps)
     if trainer.is_global_zero:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        figure = finder.plot(suggest=True, show=False)
-        axes = figure.axes[0]
-        axes.set_xscale("log")
-        axes.set_xlabel("learning rate (log scale)")
-        axes.set_ylabel("training loss (smoothed)")
-        axes.set_title(f"LR range test: suggested {suggestion:.3g} (steepest descent)")
-        figure.savefig(output_dir / "lr_finder.png", dpi=100, bbox_inches="tight")
-        (output_dir / "lr_finder.json").write_text(json.dumps(asdict(result) | {"steps_run": result.steps_run}, indent=2) + "\n")
+        write_lr_finder(result, output_dir)
     return result
