@@ -15,15 +15,24 @@ def test_the_four_presets_exist() -> None:
     assert PRESETS == ["fdr", "limit", "overfit", "profiler"]
 
 
+# What each preset sets, and the steps it runs on 100 fixture images (5 batches of 20) with at most 2 epochs.
+SETS = {"fdr": {"fast_dev_run": True}, "overfit": {"overfit_batches": 3, "max_epochs": 20},
+        "limit": {"limit_train_batches": 5, "limit_val_batches": 2, "limit_test_batches": 2, "max_epochs": 3},
+        "profiler": {"max_epochs": 1}}
+STEPS = {"fdr": 1, "overfit": 3 * 2, "limit": 5 * 2, "profiler": 5}
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_debug_preset_runs(preset: str, cifar_root: Path, tmp_path: Path) -> None:
-    cfg = compose_train(tiny_overrides(cifar_root) + [f"debug={preset}", "data.subset=100"], tmp_path)
+    overrides = tiny_overrides(cifar_root) + [f"debug={preset}", "data.subset=100"]
+    cfg = compose_train(overrides, tmp_path)
     assert cfg.task_name == "debug" and cfg.data.num_workers == 0
+    assert {key: cfg.trainer[key] for key in SETS[preset]} == SETS[preset]
+    if cfg.trainer.max_epochs > 2:  # the preset's epochs, cut to 2 to keep the test short
+        cfg = compose_train(overrides + ["trainer.max_epochs=2"], tmp_path)
     results = run(cfg)
     assert 0.0 <= results["test"]["acc"] <= 1.0
-    steps_per_epoch = 100 // cfg.data.batch_size
-    expected = {"fdr": 1, "overfit": 3 * 20, "limit": 5 * 3, "profiler": steps_per_epoch}[preset]
-    assert results["global_step"] == expected
+    assert results["global_step"] == STEPS[preset]
     if preset == "fdr":
         assert results["tested_checkpoint"]["path"] is None
     if preset == "profiler":

@@ -58,6 +58,11 @@ class Group:
     overrides: list[str]
     jobs: list[Job]
 
+    @property
+    def n(self) -> int:
+        """How many of its jobs have ``metrics.json``."""
+        return sum(j.ok for j in self.jobs)
+
     def values(self, field: str) -> list[float]:
         return [getattr(j, field) for j in self.jobs if getattr(j, field) is not None]
 
@@ -114,9 +119,25 @@ def common_overrides(jobs: list[Job]) -> list[str]:
     return [o for o in jobs[0].overrides if o in shared]
 
 
-def label(overrides: list[str], common: list[str]) -> str:
-    """What sets a job or group apart: its overrides less the common ones."""
-    return " ".join(o for o in overrides if o not in common) or "(all jobs)"
+def rounded(override: str) -> str:
+    """``"a=0.0025080851123383033"`` -> ``"a=0.002508"``: a float value to 4 significant digits, for reading."""
+    key, _, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}={number:.4g}" if any(c in value for c in ".eE") else override
+
+
+def label(overrides: list[str], common: list[str], short: bool = False) -> str:
+    """What sets a job apart: its overrides less those common to all jobs (``short``: floats rounded)."""
+    kept = [rounded(o) if short else o for o in overrides if o not in common]
+    return " ".join(kept) or "(all jobs)"
+
+
+def config_label(overrides: list[str], common: list[str], short: bool = False) -> str:
+    """What sets a configuration apart: the same less ``seed``."""
+    return label([o for o in overrides if override_key(o) != SEED_KEY], common, short)
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -132,18 +153,16 @@ def csv_text(jobs: list[Job], groups: list[Group], common: list[str]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    no_seed = [o for o in common if override_key(o) != SEED_KEY]
     for job in jobs:
         writer.writerow({
-            "kind": "job", "job": job.name, "config": label([o for o in job.overrides if override_key(o) != SEED_KEY],
-                                                           no_seed),
+            "kind": "job", "job": job.name, "config": config_label(job.overrides, common),
             "seed": job.seed, "overrides": " ".join(job.overrides), "status": "ok" if job.ok else NO_METRICS,
             "n": int(job.ok), "val_acc": fmt(job.val_acc, ".6f"), "test_acc": fmt(job.test_acc, ".6f"),
             "seconds": fmt(job.seconds, ".1f")})
     for group in groups:
-        row = {"kind": "mean_std", "config": label(group.overrides, no_seed), "seed": " ".join(j.seed for j in group.jobs),
-               "overrides": " ".join(group.overrides), "status": group_status(group),
-               "n": sum(j.ok for j in group.jobs)}
+        row = {"kind": "mean_std", "config": config_label(group.overrides, common),
+               "seed": " ".join(j.seed for j in group.jobs), "overrides": " ".join(group.overrides),
+               "status": group_status(group), "n": group.n}
         for field, spec in (("val_acc", ".6f"), ("test_acc", ".6f"), ("seconds", ".1f")):
             mean, std = group.mean_std(field)
             row[field], row[f"{field}_std"] = fmt(mean, spec), fmt(std, spec)
@@ -152,7 +171,7 @@ def csv_text(jobs: list[Job], groups: list[Group], common: list[str]) -> str:
 
 
 def group_status(group: Group) -> str:
-    missing = sum(not j.ok for j in group.jobs)
+    missing = len(group.jobs) - group.n
     return "ok" if not missing else f"{missing} of {len(group.jobs)} jobs: {NO_METRICS}"
 
 
@@ -166,10 +185,8 @@ def mean_pm_std(group: Group, field: str, scale: float, spec: str) -> str:
 
 def markdown_text(sweep_dir: Path, jobs: list[Job], groups: list[Group], common: list[str]) -> str:
     """``summary.md``: the per-configuration table (mean ± std over seeds), the per-job table, the jobs without metrics."""
-    no_seed = [o for o in common if override_key(o) != SEED_KEY]
-    finished = sum(j.ok for j in jobs)
     lines = [f"# Sweep summary: {sweep_dir.name}", "",
-             f"{len(jobs)} jobs, {finished} with `metrics.json`. "
+             f"{len(jobs)} jobs, {sum(j.ok for j in jobs)} with `metrics.json`. "
              f"Common to all jobs: {' '.join(f'`{o}`' for o in common) or 'nothing'}.", "",
              "Accuracy in %: **val** on the held-out training images (`data.val_size`; the score sweepers optimise), "
              "**test** on the test set. Mean ± sample standard deviation (n - 1) over the jobs that differ only in "
@@ -177,23 +194,26 @@ def markdown_text(sweep_dir: Path, jobs: list[Job], groups: list[Group], common:
     scored = [g for g in groups if g.mean_std("val_acc")[0] is not None]
     if len(scored) > 1:
         best = max(scored, key=lambda g: g.mean_std("val_acc")[0])
-        lines += [f"Best on val: `{label(best.overrides, no_seed)}`, val {mean_pm_std(best, 'val_acc', 100, '.2f')} %, "
-                  f"test {mean_pm_std(best, 'test_acc', 100, '.2f')} % (n = {len(best.values('val_acc'))}).", ""]
-    lines += ["## Per configuration (all overrides but `seed`)", "",
-              "| configuration | n | val acc (%) | test acc (%) | seconds |", "|---|---:|---:|---:|---:|"]
-    for group in groups:
-        lines.append(f"| `{label(group.overrides, no_seed)}` | {sum(j.ok for j in group.jobs)} | "
-                     f"{mean_pm_std(group, 'val_acc', 100, '.2f')} | {mean_pm_std(group, 'test_acc', 100, '.2f')} | "
-                     f"{mean_pm_std(group, 'seconds', 1, '.0f')} |")
-    lines += ["", "## Per job", "", "| job | overrides | val acc (%) | test acc (%) | seconds |", "|---|---|---:|---:|---:|"]
+        lines += [f"Best on val: `{config_label(best.overrides, common, short=True)}`, val "
+                  f"{mean_pm_std(best, 'val_acc', 100, '.2f')} %, test {mean_pm_std(best, 'test_acc', 100, '.2f')} % "
+                  f"(n = {best.n}).", ""]
+    if any(len(g.jobs) > 1 for g in groups):  # else it would repeat the per-job table
+        lines += ["## Per configuration (all overrides but `seed`)", "",
+                  "| configuration | n | val acc (%) | test acc (%) | seconds |", "|---|---:|---:|---:|---:|"]
+        for group in groups:
+            lines.append(f"| `{config_label(group.overrides, common, short=True)}` | {group.n} | "
+                         f"{mean_pm_std(group, 'val_acc', 100, '.2f')} | {mean_pm_std(group, 'test_acc', 100, '.2f')} | "
+                         f"{mean_pm_std(group, 'seconds', 1, '.0f')} |")
+        lines.append("")
+    lines += ["## Per job", "", "| job | overrides | val acc (%) | test acc (%) | seconds |", "|---|---|---:|---:|---:|"]
     for job in jobs:
         single = Group(job.overrides, [job])
-        lines.append(f"| {job.name} | `{label(job.overrides, common)}` | {mean_pm_std(single, 'val_acc', 100, '.2f')} | "
+        lines.append(f"| {job.name} | `{label(job.overrides, common, short=True)}` | {mean_pm_std(single, 'val_acc', 100, '.2f')} | "
                      f"{mean_pm_std(single, 'test_acc', 100, '.2f')} | {mean_pm_std(single, 'seconds', 1, '.0f')} |")
     missing = [j for j in jobs if not j.ok]
     if missing:
         lines += ["", "## Jobs without metrics.json (failed or unfinished; see their train.log)", ""]
-        lines += [f"- {j.name}: `{label(j.overrides, common)}`" for j in missing]
+        lines += [f"- {j.name}: `{label(j.overrides, common, short=True)}`" for j in missing]
     return "\n".join(lines) + "\n"
 
 
@@ -204,11 +224,12 @@ def save_plot(groups: list[Group], common: list[str], path: Path) -> bool:
     """
     from matplotlib.figure import Figure
 
-    groups = [g for g in groups if any(j.ok for j in g.jobs)]
+    groups = [g for g in groups if g.n]
     if not groups:
         return False
-    no_seed = [o for o in common if override_key(o) != SEED_KEY]
-    fig = Figure(figsize=(9, 1.6 + 0.45 * len(groups)), layout="constrained")
+    labels = [f"{config_label(g.overrides, common, short=True)}  (n={g.n})" for g in groups]
+    width = 5 + 0.06 * max(map(len, labels))  # inches: the plot and its longest label at 8 pt
+    fig = Figure(figsize=(width, 1.6 + 0.45 * len(groups)), layout="constrained")
     ax = fig.subplots()
     rows = range(len(groups))
     for field, name, offset, marker in (("val_acc", "val (held out)", -0.12, "o"), ("test_acc", "test", 0.12, "s")):
@@ -217,8 +238,7 @@ def save_plot(groups: list[Group], common: list[str], path: Path) -> bool:
         if points:
             y, x, err = zip(*points)
             ax.errorbar(x, y, xerr=err, fmt=marker, capsize=4, label=name)
-    ax.set_yticks(list(rows), [f"{label(g.overrides, no_seed)}  (n={sum(j.ok for j in g.jobs)})" for g in groups],
-                  fontsize=8)
+    ax.set_yticks(list(rows), labels, fontsize=8)
     ax.set_ylim(len(groups) - 0.5, -0.5)  # first configuration on top
     ax.set_xlabel("accuracy (%), mean ± sample std over seeds")
     ax.set_title("accuracy per configuration", fontsize=10)
