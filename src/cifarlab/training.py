@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cifarlab.callbacks import Throughput
 from cifarlab.data import CIFAR10DataModule
+from cifarlab.distributed import requeued_checkpoint
 from cifarlab.module import ImageClassifier
 
 def plain(cfg: DictConfig | None) -> Any:
@@ -111,7 +112,7 @@ def run(cfg: DictConfig) -> dict:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     fit_start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=requeued_checkpoint(output_dir))  # None unless a requeued SLURM job
     fit_seconds = time.perf_counter() - fit_start
     ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
     test_start = time.perf_counter()
@@ -130,6 +131,7 @@ def run(cfg: DictConfig) -> dict:
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_images": len(datamodule.train_set),
+        "world_size": trainer.world_size,  # processes (devices x nodes); images_per_s counts all of them
         "images_per_s": throughput.images_per_s,
         "epoch_images_per_s": throughput.epoch_images_per_s,
         "train_seconds": throughput.seconds,
