@@ -1,16 +1,21 @@
 """Train a CIFAR-10 classifier: ``python train.py [group=option ...] [key=value ...]``."""
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 from cifarlab.cli import exit_on_user_error
+from cifarlab.distributed import ddp_job
 from cifarlab.training import run
+
+SCRIPT = Path(__file__).resolve()  # what Lightning re-runs for each extra DDP rank (cifarlab.distributed)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Returns the held-out validation accuracy (fraction), the objective of Hydra sweepers;
     ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
-    with exit_on_user_error():
+    with exit_on_user_error(), ddp_job(SCRIPT):
         held_out = run(cfg)["val"]
     return held_out["acc"] if held_out else None
 

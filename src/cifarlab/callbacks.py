@@ -217,7 +217,8 @@ class Throughput(Callback):
         self.images += self._epoch_images
         self.seconds += seconds
         self.epoch_images_per_s.append(self._epoch_images / seconds if seconds else 0.0)
-        pl_module.log("train/images_per_s", self.images_per_s, on_epoch=True, sync_dist=False)
+        # every rank estimates the job's rate (its images x world size over its seconds); logged: their mean
+        pl_module.log("train/images_per_s", self.images_per_s, on_epoch=True, sync_dist=True)
 
 
 def periodic_checkpoint(dirpath: str | Path, every_n_minutes: float = 10.0) -> ModelCheckpoint:

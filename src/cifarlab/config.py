@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from cifarlab.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 CPU_PRECISIONS = ("32-true", "bf16-mixed")
@@ -82,18 +84,52 @@ def cpu_precision(measure: Callable[[], dict[str, float]] = measure_cpu_step_sec
     return cache[key]["best"]
 
 
+def on_gpu(accelerator: str = "auto") -> bool:
+    """Whether the Lightning ``accelerator`` resolves to a GPU (``gpu``, ``cuda``, or ``auto`` with CUDA present)."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def devices_per_node(devices: int | str | list) -> int:
+    """The number of devices a job uses on each node, from ``trainer.devices``, for a launcher's
+    ``gpus_per_node`` / ``tasks_per_node`` (``conf/hydra/launcher``): an int, or a list of device indices.
+
+    Raises:
+        ConfigError: ``auto``, ``-1`` or another value that does not say how many (the machine that
+            submits the job is not the one that runs it).
+    """
+    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
+        return len(devices)
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0:
+        return devices
+    raise ConfigError(
+        f"trainer.devices={devices!r} does not say how many devices a job needs on each node: with hydra/launcher=slurm "
+        "or local give a number, e.g. trainer.devices=4 (and trainer.num_nodes=2 for 2 nodes)"
+    )
+
+
+def rank_zero(value: str) -> str | None:
+    """``value`` in the process of global rank 0, ``None`` in the others, the rank read from the
+    environment (``RANK``, else ``SLURM_PROCID``): for Hydra's own files, which every task of a SLURM
+    job would otherwise write (each runs the job). Ranks that Lightning starts get ``None`` already."""
+    rank = os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))
+    return value if int(rank or 0) == 0 else None
+
+
 def best_precision(accelerator: str = "auto") -> str:
     """Lightning precision for the device ``accelerator`` resolves to: ``bf16-mixed`` on GPUs with bf16
     (Ampere and later), ``16-mixed`` on older GPUs, and on CPUs the faster of ``32-true`` and
     ``bf16-mixed`` as measured by :func:`cpu_precision`."""
-    use_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if use_gpu:
+    if on_gpu(accelerator):
         return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
     return cpu_precision()
 
 
 def register_resolvers() -> None:
-    """``${best_precision:ACCELERATOR}`` and ``${run_suffix:}`` (6 random hex digits, fixed per
-    process, so that two runs started in the same second get different output dirs)."""
+    """``${best_precision:ACCELERATOR}``, ``${on_gpu:ACCELERATOR}``, ``${devices_per_node:DEVICES}``,
+    ``${rank_zero:VALUE}`` and ``${run_suffix:}`` (6 random hex digits, fixed per process, so that two
+    runs started in the same second get different output dirs)."""
     OmegaConf.register_new_resolver("best_precision", best_precision, replace=True)
+    OmegaConf.register_new_resolver("on_gpu", on_gpu, replace=True)
+    OmegaConf.register_new_resolver("devices_per_node", devices_per_node, replace=True)
+    OmegaConf.register_new_resolver("rank_zero", rank_zero, replace=True)
     OmegaConf.register_new_resolver("run_suffix", lambda: secrets.token_hex(3), use_cache=True, replace=True)

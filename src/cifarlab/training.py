@@ -18,6 +18,7 @@ from rich.table import Table
 
 from cifarlab.callbacks import Throughput
 from cifarlab.data import CIFAR10DataModule
+from cifarlab.distributed import requeued_checkpoint
 from cifarlab.errors import ConfigError
 from cifarlab.lr_finder import find_lr
 from cifarlab.module import ImageClassifier
@@ -214,6 +215,7 @@ def run(cfg: DictConfig) -> dict:
     if lr_find is not None and cfg.lr_find.mode == "only":
         return {"lr_find": lr_find}
     fit_start = time.perf_counter()
+    ckpt_to_resume = ckpt_to_resume or requeued_checkpoint(output_dir)  # a requeued SLURM job continues
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_to_resume)
     fit_seconds = time.perf_counter() - fit_start
     ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
@@ -240,6 +242,7 @@ def run(cfg: DictConfig) -> dict:
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_images": len(datamodule.train_set),
+        "world_size": trainer.world_size,  # processes (devices x nodes); images_per_s counts all of them
         "images_per_s": throughput.images_per_s,
         "epoch_images_per_s": throughput.epoch_images_per_s,
         "train_seconds": throughput.seconds,

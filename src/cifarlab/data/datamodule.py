@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 
@@ -45,14 +46,22 @@ class ImageDataset(Dataset):
         return self.transform(image=self.images[index])["image"], int(self.labels[index])
 
 
-def seed_worker_transform(worker_id: int) -> None:
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of global rank ``rank``'s augmentation stream: ``seed`` itself on rank 0 (a run on
+    one device is unchanged), ``SeedSequence([seed, rank])`` (32 bits) on the others. Not
+    ``seed + rank``: rank 1 of seed 0 would repeat rank 0 of seed 1 in a seed sweep."""
+    return seed if rank == 0 else derive_seed(seed, rank) % 2**32
+
+
+def seed_worker_transform(worker_id: int, rank: int = 0) -> None:
     """DataLoader ``worker_init_fn``: reseed the worker's copy of the albumentations pipeline from
-    the worker's torch seed (distinct per worker, derived from the run's seed), so workers neither
-    repeat each other's augmentations nor depend on the OS entropy."""
+    the worker's torch seed (distinct per worker, derived from the run's seed) and the global
+    ``rank``, so that workers neither repeat each other's augmentations (on this rank or on
+    another: every rank's torch seed is the same) nor depend on the OS entropy."""
     info = torch.utils.data.get_worker_info()
     transform = getattr(info.dataset, "transform", None)
     if hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(info.seed % 2**32)
+        transform.set_random_seed(rank_seed(info.seed % 2**32, rank))
 
 
 def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero: bool = False) -> None:
@@ -64,25 +73,34 @@ def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero
         raise ConfigError(f"data.{name} must be {kind}, got {value!r}")
 
 
-class EpochOrder:
-    """The order of a split's images in one epoch, and this rank's share of it (a sampler for
-    :class:`DeviceBatches`). Lightning calls ``set_epoch`` at each epoch start, as for
-    ``DistributedSampler``.
+class EpochOrder(torch.utils.data.Sampler[int]):
+    """The order of a split's images in one epoch, and this rank's share of it: the sampler of both
+    data paths (a DataLoader's ``sampler``, or :class:`DeviceBatches`'). Lightning calls
+    ``set_epoch`` at each epoch start, as for ``DistributedSampler``, which it does not add
+    (``trainer.use_distributed_sampler=false``): this class shards without padding.
 
     Args:
         size: images in the split; shuffle: a new permutation each epoch (seeded from ``seed`` and
         the epoch, so every rank draws the same one); rank, world_size: this process's share, the
-        positions ``rank, rank + world_size, ...`` (each image on exactly one rank, no padding).
+        positions ``rank, rank + world_size, ...`` of the epoch's order.
+        equal_shares: every rank gets ``size // world_size`` images, the last ``size % world_size``
+        positions of the epoch's order left out (training: equal step counts keep the ranks in
+        lock-step; with ``shuffle`` a different few each epoch). Otherwise every image is on exactly
+        one rank and shares differ by at most one image (evaluation: each image counted once).
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
+                 equal_shares: bool = False) -> None:
         self.size, self.shuffle, self.seed, self.rank, self.world_size = size, shuffle, seed, rank, world_size
+        self.equal_shares = equal_shares
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        if self.equal_shares:
+            return self.size // self.world_size
         return len(range(self.rank, self.size, self.world_size))
 
     def indices(self, device: torch.device) -> torch.Tensor:
@@ -92,7 +110,12 @@ class EpochOrder:
             order = torch.randperm(self.size, device=device, generator=generator)
         else:
             order = torch.arange(self.size, device=device)
+        if self.equal_shares:
+            order = order[:len(self) * self.world_size]
         return order[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices(torch.device("cpu")).tolist())
 
 
 class DeviceBatches:
@@ -147,16 +170,19 @@ class CIFAR10DataModule(L.LightningDataModule):
         subset: train on the first N (remaining) training images; ``None`` uses all.
         strict_checksum: an md5 mismatch with the official files is an error, not a warning.
         download: fetch the data through torchvision when it is missing (needs a network).
-        seed: seed of the augmentation's random state (``conf/train.yaml``'s ``seed``): with the
-            same seed a run sees the same augmented images; ``None`` is not reproducible. Each
-            rank under DDP adds its global rank.
+        seed: seed of the augmentation's random state and of the training order (``conf/train.yaml``'s
+            ``seed``): with the same seed a run sees the same augmented images; ``None`` is not
+            reproducible. Under DDP each rank augments from its own stream (:func:`rank_seed`; the
+            device path seeds each batch from (seed, rank, epoch)), and all ranks share one order.
         train_transforms: Hydra specs of the albumentations augmentation (see
             :mod:`cifarlab.data.augment`); normalisation is appended.
         augment_on: ``workers`` (albumentations per image in DataLoader workers) or ``device``
             (:class:`DeviceBatches` on the model's device; ``num_workers`` etc. are then unused).
 
     The training batches drop the last partial batch (as Page's and airbench's loaders do), so
-    every step sees ``batch_size`` images.
+    every step sees ``batch_size`` images. Under DDP every split is sharded by :class:`EpochOrder`:
+    training in equal shares, validation and test with each image on exactly one rank (the
+    torchmetrics objects of :class:`~cifarlab.module.ImageClassifier` sum their counts over ranks).
 
     After ``setup()``: ``mean``/``std`` (per-channel statistics of the training images used,
     pixel/255), ``class_names``, ``checksum`` (a :class:`ChecksumReport`).
@@ -246,6 +272,8 @@ class CIFAR10DataModule(L.LightningDataModule):
 
     @property
     def rank(self) -> int:
+        """Global rank of this process: the trainer's, once one is attached (not yet in ``setup``
+        when it is called before ``fit``, as ``training.run`` does), else 0."""
         return self.trainer.global_rank if self.trainer is not None else 0
 
     @property
@@ -253,15 +281,29 @@ class CIFAR10DataModule(L.LightningDataModule):
         return self.trainer.world_size if self.trainer is not None else 1
 
     def _seed(self) -> int | None:
-        """The augmentation seed of this rank: ``seed`` + global rank, so ranks draw different augmentations."""
-        return None if self.hparams.seed is None else self.hparams.seed + self.rank
+        """The augmentation seed of this rank (:func:`rank_seed`), so that ranks draw different augmentations."""
+        return None if self.hparams.seed is None else rank_seed(self.hparams.seed, self.rank)
+
+    def _order_seed(self) -> int:
+        """Seed of the training order: ``seed``, or with ``seed=None`` a random one drawn once, by
+        rank 0 under DDP (every rank must shuffle alike for the shares to partition the epoch)."""
+        if self.hparams.seed is not None:
+            return self.hparams.seed
+        if getattr(self, "_random_order_seed", None) is None:
+            seed = int(np.random.SeedSequence().entropy % 2**62)
+            self._random_order_seed = self.trainer.strategy.broadcast(seed) if self.world_size > 1 else seed
+        return self._random_order_seed
+
+    def _order(self, dataset: ImageDataset, train: bool) -> EpochOrder:
+        return EpochOrder(len(dataset), shuffle=train, seed=self._order_seed() if train else 0, rank=self.rank,
+                          world_size=self.world_size, equal_shares=train)
 
     def _device_batches(self, dataset: ImageDataset, train: bool) -> DeviceBatches:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        seed = self.hparams.seed if self.hparams.seed is not None else int(np.random.SeedSequence().entropy % 2**62)
-        order = EpochOrder(len(dataset), shuffle=train, seed=seed, rank=self.rank, world_size=self.world_size)
-        return DeviceBatches(dataset.images, dataset.labels, self.hparams.batch_size, drop_last=train, order=order,
-                             augment=self.device_augment, train=train, seed=seed, rank=self.rank, device=device)
+        seed = self._order_seed()
+        return DeviceBatches(dataset.images, dataset.labels, self.hparams.batch_size, drop_last=train,
+                             order=self._order(dataset, train), augment=self.device_augment, train=train, seed=seed,
+                             rank=self.rank, device=device)
 
     def _loader(self, dataset: ImageDataset, train: bool) -> DataLoader | DeviceBatches:
         hp = self.hparams
@@ -270,12 +312,12 @@ class CIFAR10DataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=hp.batch_size,
-            shuffle=train,
+            sampler=self._order(dataset, train),
             drop_last=train,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory and torch.cuda.is_available(),
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
-            worker_init_fn=seed_worker_transform if hp.num_workers > 0 else None,
+            worker_init_fn=functools.partial(seed_worker_transform, rank=self.rank) if hp.num_workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader | DeviceBatches:
@@ -290,6 +332,9 @@ class CIFAR10DataModule(L.LightningDataModule):
                 f"{per_rank} training images per device make no full batch of data.batch_size={self.hparams.batch_size} "
                 "(the last partial batch is dropped): lower data.batch_size or raise data.subset"
             )
+        if self.hparams.augment_on == "workers":
+            # setup() may have run before the trainer was attached, when every rank looked like rank 0
+            self.train_set.transform.set_random_seed(self._seed())
         return self._loader(self.train_set, train=True)
 
     def val_dataloader(self) -> DataLoader | DeviceBatches:
