@@ -29,7 +29,8 @@ from rich.console import Console
 from rich.table import Table
 
 import cifarlab  # noqa: F401  (registers the resolvers)
-from cifarlab.data.augment import DeviceAugment, BatchContext
+from cifarlab.config import best_precision
+from cifarlab.data.augment import BatchContext, DeviceAugment
 from cifarlab.models import AirbenchNet, CustomResNet, ResNet18
 from cifarlab.training import run
 
@@ -110,14 +111,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps; default: 50 on a GPU, 4 on a CPU")
     parser.add_argument("--data-root", default="../shared/data", help="folder holding cifar-10-batches-py/")
     parser.add_argument("--num-workers", type=int, default=None, help="workers path; default: 8 on a GPU, 0 on a CPU")
+    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default=None,
+                        help="default: bf16-mixed on a GPU, the faster one measured on a CPU")
     args = parser.parse_args()
     gpu = torch.cuda.is_available()
     device = "cuda" if gpu else "cpu"
     batch_size = args.batch_size or (512 if gpu else 128)
     warmup, steps = args.warmup or (10 if gpu else 2), args.steps or (50 if gpu else 4)
     num_workers = args.num_workers if args.num_workers is not None else (8 if gpu else 0)
-    bf16 = gpu  # CPUs: fp32 (bf16 autocast measured slower on our Xeon and Zen 3)
-    precision = "bf16-mixed" if bf16 else "32-true"
+    precision = args.precision or best_precision()  # on a CPU: measured once, cached (cifarlab.config)
+    bf16 = precision == "bf16-mixed"
     name = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
     rows = []
     for model_name in args.models:
