@@ -26,7 +26,7 @@ from cifarlab.data import CIFAR10DataModule
 from cifarlab.data.datamodule import EpochOrder
 from cifarlab.distributed import LAUNCHER_ENV, ddp_job, rank_command, requeued_checkpoint
 from cifarlab.errors import ConfigError
-from cifarlab.evaluation import load_run, load_test_set, predict_logits
+from cifarlab.run import Run
 from conftest import CONF, ROOT, compose_train, make_images, run_script, tiny_overrides, write_cifar
 
 SEED = 7
@@ -114,10 +114,9 @@ def test_ddp_on_two_processes_writes_one_run_and_counts_each_test_image_once(
     assert_ranks_augmented_differently(run_dir)
     assert not (tmp_path / "outputs" / "train" / "multiruns").exists()
 
-    tested = load_run(run_dir)  # evaluate.py's path, one process, on the checkpoint train.py tested
-    dataset, _ = load_test_set(tested, None)
-    logits, _ = predict_logits(tested.model, dataset, batch_size=100, precision="32-true")
-    accuracy = (logits.argmax(1).numpy() == dataset.labels).mean()
+    tested = Run(run_dir, precision="32-true", device="cpu")  # evaluate.py's path, one process, train's tested checkpoint
+    images, labels = tested.test_set()
+    accuracy = (tested.predict(images, batch_size=100).argmax(1).numpy() == labels).mean()
     assert accuracy == pytest.approx(metrics["test"]["acc"], abs=1e-6)
     assert 0.0 < accuracy < 1.0, accuracy
 
