@@ -59,6 +59,7 @@ def test_a_killed_run_resumes_into_its_own_dir(cifar_root: Path, tmp_path: Path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["resumed"] and metrics["global_step"] == 60 and metrics["epochs"] == 6
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["last.ckpt"]  # one last.ckpt, no last-v1
     assert not (tmp_path / "resume_log" / "metrics.json").exists()
 
 

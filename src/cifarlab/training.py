@@ -69,7 +69,7 @@ def keep_selection_off_the_test_set(cfg: DictConfig) -> None:
             )
         if target is not None and issubclass(target, ModelCheckpoint) and spec.get("monitor"):
             with open_dict(spec):
-                spec.monitor, spec.save_top_k, spec.filename = None, 0, "last"
+                spec.monitor, spec.save_top_k = None, 0
 
 
 def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, str]:
