@@ -132,7 +132,8 @@ def test_multirun_with_ddp_gives_each_job_its_own_complete_run(paired_root: Path
     assert result.returncode == 0, result.stderr[-3000:]
     sweeps = list((tmp_path / "outputs" / "train" / "multiruns").iterdir())
     assert len(sweeps) == 1, sweeps
-    assert sorted(p.name for p in sweeps[0].iterdir()) == ["0", "1", "multirun.yaml"]
+    assert sorted(p.name for p in sweeps[0].iterdir()) == ["0", "1", "multirun.yaml", "summary.csv", "summary.md",
+                                                          "summary.png"]
     smoothing = []
     for job in ("0", "1"):
         metrics = assert_complete_run(sweeps[0] / job)

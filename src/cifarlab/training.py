@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
@@ -129,7 +130,11 @@ def log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
     if results.get("val"):
         metrics["hp/val_acc"] = results["val"]["acc"]
     for logger in trainer.loggers:
-        logger.log_hyperparams(hparams_for_tensorboard(cfg), metrics)
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams_for_tensorboard(cfg), metrics)
+        else:
+            logger.log_hyperparams(hparams_for_tensorboard(cfg))
+            logger.log_metrics(metrics, step=trainer.global_step)
         logger.finalize("success")
 
 
