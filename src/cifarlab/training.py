@@ -216,11 +216,12 @@ def run(cfg: DictConfig) -> dict:
         output_dir.mkdir(parents=True, exist_ok=True)
         if ckpt_to_resume is None:
             OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-    lr_find = run_lr_find(cfg, trainer, module, datamodule, output_dir) if cfg.get("lr_find") else None
+    ckpt_to_resume = ckpt_to_resume or requeued_checkpoint(output_dir)  # a requeued SLURM job continues
+    # a continued run keeps the max_lr its first start chose (config.yaml holds it)
+    lr_find = run_lr_find(cfg, trainer, module, datamodule, output_dir) if cfg.get("lr_find") and not ckpt_to_resume else None
     if lr_find is not None and cfg.lr_find.mode == "only":
         return {"lr_find": lr_find}
     fit_start = time.perf_counter()
-    ckpt_to_resume = ckpt_to_resume or requeued_checkpoint(output_dir)  # a requeued SLURM job continues
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_to_resume)
     fit_seconds = time.perf_counter() - fit_start
     ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
