@@ -1,4 +1,5 @@
-"""``python benchmarks/sync_check.py [train.py overrides]``: run train.py with CUDA's sync debug mode on: each distinct place that waits on the GPU warns once."""
+"""``python benchmarks/sync_check.py [train.py overrides]``: train.py with CUDA's sync debug mode on;
+each distinct place that makes the host wait on the GPU warns once (issue #7: none per step)."""
 import runpy
 import sys
 import warnings
