@@ -84,6 +84,38 @@ def test_augmentation_is_reproducible_with_a_seed(cifar_root: Path) -> None:
     assert torch.equal(first_views(1, num_workers=2), first_views(1, num_workers=2))
 
 
+class Resumed:
+    """What the loaders read of a trainer that resumed after ``done`` batches of its epoch."""
+
+    training = True
+    global_rank, world_size, num_training_batches = 0, 1, 15
+
+    def __init__(self, done: int) -> None:
+        progress = type("Progress", (), {"current": type("Current", (), {"completed": done})()})()
+        self.fit_loop = type("FitLoop", (), {"epoch_loop": type("EpochLoop", (), {"batch_progress": progress})()})()
+        self.strategy = type("Strategy", (), {"root_device": torch.device("cpu")})()
+
+
+@pytest.mark.parametrize("augment_on,num_workers", [("workers", 0), ("workers", 2), ("device", 0)])
+def test_a_resumed_epoch_serves_the_unbroken_epochs_remaining_batches(cifar_root: Path, augment_on: str,
+                                                                      num_workers: int) -> None:
+    """Batch b of an epoch is the same images with the same augmentation whether the epoch is read whole
+    or resumed after 3 batches, and whatever the number of worker processes."""
+    def epoch(done: int, workers: int) -> list[torch.Tensor]:
+        dm = make_dm(cifar_root, seed=3, augment_on=augment_on, num_workers=workers,
+                     train_transforms=OmegaConf.to_container(OmegaConf.load(CONF / "data/augmentation/page.yaml").train_transforms))
+        dm.trainer = Resumed(done)
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(1)
+        return [images for images, _ in loader]
+
+    whole = epoch(0, 0)
+    resumed = epoch(3, num_workers)
+    assert len(whole) == 15 and len(resumed) == 12
+    assert all(torch.equal(a, b) for a, b in zip(whole[3:], resumed))
+    assert not torch.equal(whole[3], whole[4])
+
+
 def test_cutout_hole_is_filled_with_the_mean(cifar_root: Path) -> None:
     spec = [{"_target_": "albumentations.CoarseDropout", "num_holes_range": [1, 1], "hole_height_range": [8, 8],
              "hole_width_range": [8, 8], "fill": "dataset_mean", "p": 1.0}]

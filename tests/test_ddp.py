@@ -273,6 +273,8 @@ def test_training_shares_are_equal_and_evaluation_shares_partition_the_split() -
 class FakeTrainer:
     """What the data module reads of a trainer under DDP."""
 
+    training = False  # not inside trainer.fit: no batches of the epoch done
+
     def __init__(self, rank: int, world_size: int = 2) -> None:
         self.global_rank, self.world_size = rank, world_size
         self.strategy = type("Strategy", (), {"root_device": torch.device("cpu")})()

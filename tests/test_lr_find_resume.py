@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from cifarlab.errors import ConfigError
@@ -40,25 +41,49 @@ def test_lr_find_apply_trains_with_the_suggestion(cifar_root: Path, tmp_path: Pa
     assert metrics["global_step"] == 40 and metrics["schema"] == "cifarlab.train/1"
 
 
-def test_a_killed_run_resumes_into_its_own_dir(cifar_root: Path, tmp_path: Path) -> None:
-    """SIGKILL after the first mid-epoch checkpoint, then resume=<run dir>: the same dir ends with one
-    metrics.json and the global step of an unbroken run."""
-    run_dir = tmp_path / "run"
-    args = [sys.executable, str(ROOT / "train.py"), *tiny_overrides(cifar_root), "data.subset=200",
-            "trainer.max_epochs=6", "checkpoint.every_n_minutes=0.002", f"hydra.run.dir={run_dir}"]
+def kill_mid_epoch(args: list[str], last: Path, steps_per_epoch: int) -> int:
+    """Start ``args``, then SIGKILL it while its ``last.ckpt`` was written mid-epoch (the process is
+    frozen with SIGSTOP while the checkpoint is read). Returns that checkpoint's global step."""
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
-    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert last.exists() and not (run_dir / "metrics.json").exists(), "the run finished before it could be killed"
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if last.exists():
+                proc.send_signal(signal.SIGSTOP)
+                step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+                if step % steps_per_epoch:
+                    return step
+                proc.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+        raise AssertionError("the run ended before a mid-epoch checkpoint could be caught")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.parametrize("path", [["data.augment_on=workers", "data.num_workers=2"], ["data.augment_on=device"]],
+                         ids=["workers", "device"])
+def test_a_run_killed_mid_epoch_resumes_into_its_own_dir_as_if_unbroken(path: list[str], cifar_root: Path,
+                                                                       tmp_path: Path) -> None:
+    """SIGKILL with a mid-epoch last.ckpt, then resume=<run dir>: the same dir ends with one metrics.json,
+    and the weights, order and augmentations of the rest of the epoch are the unbroken run's, so the
+    test loss is the same."""
+    overrides = [*tiny_overrides(cifar_root), "data.subset=100", "trainer.max_epochs=3", "tta=none", *path]
+    unbroken = run_script("train.py", *overrides, f"hydra.run.dir={tmp_path / 'unbroken'}")
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+    run_dir = tmp_path / "run"
+    args = [sys.executable, str(ROOT / "train.py"), *overrides, "checkpoint.every_n_minutes=0.001",
+            f"hydra.run.dir={run_dir}"]
+    killed_at = kill_mid_epoch(args, run_dir / "checkpoints" / "last.ckpt", steps_per_epoch=5)
+    assert not (run_dir / "metrics.json").exists()
     resumed = run_script("train.py", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'resume_log'}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "not resumable" not in resumed.stderr  # Lightning's warning for a loader that restarts its epoch
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["resumed"] and metrics["global_step"] == 60 and metrics["epochs"] == 6
+    reference = json.loads((tmp_path / "unbroken" / "metrics.json").read_text())
+    assert metrics["resumed"] and metrics["global_step"] == reference["global_step"] == 15 and metrics["epochs"] == 3
+    assert metrics["test"]["loss"] == pytest.approx(reference["test"]["loss"], rel=1e-5), killed_at
+    assert metrics["test"]["acc"] == reference["test"]["acc"]
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["last.ckpt"]  # one last.ckpt, no last-v1
     assert not (tmp_path / "resume_log" / "metrics.json").exists()
 

@@ -79,3 +79,16 @@ def test_cpu_precision_is_measured_once_then_cached(tmp_path: Path, monkeypatch:
 def test_cpu_precision_picks_fp32_where_bf16_is_slower(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CIFARLAB_CACHE", str(tmp_path))
     assert config.cpu_precision(lambda: {"32-true": 0.5, "bf16-mixed": 9.0}) == "32-true"
+
+
+def test_cpu_name_tells_apart_cpus_that_a_vm_names_alike(tmp_path: Path) -> None:
+    """Zen 3 and Zen 4 both show as "AMD EPYC" under KVM; bf16 speed differs 18x between them."""
+    def name(model: int, flags: str) -> str:
+        info = tmp_path / f"cpuinfo{model}"
+        info.write_text(f"processor\t: 0\ncpu family\t: 25\nmodel\t\t: {model}\nmodel name\t: AMD EPYC\n"
+                        f"stepping\t: 1\nflags\t\t: fpu avx2 {flags}\n\nprocessor\t: 1\nmodel name\t: other\n")
+        return config.cpu_name(info)
+
+    zen3, zen4 = name(1, ""), name(17, "avx512f avx512_bf16")
+    assert zen3 == "AMD EPYC (family 25 model 1 stepping 1; no bf16)"
+    assert zen4 == "AMD EPYC (family 25 model 17 stepping 1; avx512_bf16)"

@@ -82,6 +82,15 @@ def test_held_out_validation_tests_the_best_checkpoint(cifar_root: Path, tmp_pat
     assert results["validation"] == "held_out" and 0.0 <= results["val"]["acc"] <= 1.0
 
 
+def test_test_false_chooses_on_the_held_out_split_without_testing(cifar_root: Path, tmp_path: Path) -> None:
+    cfg = compose_train(tiny_overrides(cifar_root) + [
+        "data.val_size=100", "data.subset=100", "trainer.max_epochs=1", "data/augmentation=none", "test=false"], tmp_path)
+    results = run(cfg)
+    assert results["test"] is None and results["test_seconds"] < 1.0
+    assert 0.0 <= results["val"]["acc"] <= 1.0
+    assert json.loads((tmp_path / "metrics.json").read_text())["test"] is None
+
+
 def test_multirun_sweeps_two_models(cifar_root: Path, tmp_path: Path) -> None:
     proc = run_script("train.py", "-m", "model=custom_resnet,resnet18", "trainer.fast_dev_run=true",
                       *tiny_overrides(cifar_root), f"hydra.sweep.dir={tmp_path}")

@@ -26,15 +26,25 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CIFARLAB_CACHE", Path.home() / ".cache" / "cifarlab"))
 
 
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU as ``cpuinfo`` names it: model name, family, model, stepping and the bf16
+    instructions it has, e.g. ``AMD EPYC (family 25 model 17 stepping 1; avx512_bf16)``. A VM may
+    call Zen 3 and Zen 4 both "AMD EPYC", and bf16 autocast is 18x slower on the one than the other,
+    so the name alone cannot key what was measured. The platform's processor string elsewhere."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        fields: dict[str, str] = {}
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+        fields = {}
+    if "model name" not in fields:
+        return platform.processor() or "unknown CPU"
+    bf16 = [flag for flag in fields.get("flags", "").split() if "bf16" in flag] or ["no bf16"]
+    return (f"{fields['model name']} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
+            f"stepping {fields.get('stepping', '?')}; {' '.join(bf16)})")
 
 
 def measure_cpu_step_seconds(batch_size: int = 32, steps: int = 2) -> dict[str, float]:

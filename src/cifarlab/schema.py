@@ -72,6 +72,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     tta: str = "flip"  # none | flip | flip_translate (checked by ImageClassifier)
+    test: bool = True
     resume: Optional[str] = None
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     data: DataConfig = field(default_factory=DataConfig)

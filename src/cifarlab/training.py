@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from cifarlab.module import ImageClassifier
 
 log = logging.getLogger(__name__)
 METRICS_SCHEMA = "cifarlab.train/1"
+# Lightning warns on a mid-epoch resume unless the loader has state_dict/load_state_dict. Ours resume
+# the epoch from the trainer's own progress counters (cifarlab.data.datamodule.batches_done_this_epoch).
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 def plain(cfg: DictConfig | None) -> Any:
     """A config node as plain dicts and lists (what checkpoints can store under ``weights_only``)."""
@@ -126,7 +130,7 @@ def hparams_for_tensorboard(cfg: DictConfig) -> dict[str, Any]:
 def log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
     """Log the hyperparameters with the final metrics to every logger (TensorBoard's HParams tab
     compares the runs of a sweep by ``hp/test_acc`` and ``hp/val_acc``)."""
-    metrics = {"hp/test_acc": results["test"]["acc"]}
+    metrics = {"hp/test_acc": results["test"]["acc"]} if results.get("test") else {}
     if results.get("val"):
         metrics["hp/val_acc"] = results["val"]["acc"]
     for logger in trainer.loggers:
@@ -155,6 +159,16 @@ def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: C
     return {"acc": float(scores["val/acc"]), "loss": float(scores["val/loss"])}
 
 
+def run_test(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule, ckpt_path: str | None,
+             tta: str) -> dict:
+    """The tested weights on the 10,000 test images, once: ``{"acc", "acc_tta"}`` as fractions in [0, 1]
+    (``acc_tta`` None with ``tta=none``), ``"loss"`` (mean cross-entropy), ``"images"``, ``"tta"``."""
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
+    acc_tta = tested.get("test/acc_tta")
+    return {"acc": float(tested["test/acc"]), "loss": float(tested["test/loss"]), "images": len(datamodule.test_set),
+            "tta": tta, "acc_tta": None if acc_tta is None else float(acc_tta)}
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write ``payload`` as indented JSON, creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,14 +179,18 @@ def print_summary(results: dict) -> None:
     """The run's results as a rich table on the console."""
     table = Table(title=f"cifarlab: {results['model']} on {results['dataset']}", show_header=False)
     test = results["test"]
-    rows = [("test accuracy", f"{100 * test['acc']:.2f} %")]
+    rows = []
     if results.get("val"):
-        rows.insert(0, ("held-out validation accuracy", f"{100 * results['val']['acc']:.2f} %"))
-    if test.get("acc_tta") is not None:
-        rows.append((f"test accuracy, TTA {test['tta']}", f"{100 * test['acc_tta']:.2f} %"))
+        rows.append(("held-out validation accuracy", f"{100 * results['val']['acc']:.2f} %"))
+    if test is None:
+        rows.append(("test accuracy", "not measured (test=false)"))
+    else:
+        rows.append(("test accuracy", f"{100 * test['acc']:.2f} %"))
+        if test.get("acc_tta") is not None:
+            rows.append((f"test accuracy, TTA {test['tta']}", f"{100 * test['acc_tta']:.2f} %"))
+        rows.append(("test loss", f"{test['loss']:.4f}"))
     rows += [
-        ("test loss", f"{test['loss']:.4f}"),
-        ("tested", f"{results['tested_checkpoint']['which']} ({results['tested_checkpoint']['path']})"),
+        ("tested" if test else "final weights", f"{results['tested_checkpoint']['which']} ({results['tested_checkpoint']['path']})"),
         ("epochs / steps", f"{results['epochs']} / {results['global_step']}"),
         ("training throughput", f"{results['images_per_s']:.0f} images/s"),
         ("training time", f"{results['train_seconds']:.1f} s (+ {results['compile_seconds']:.1f} s compiling)"),
@@ -193,8 +211,8 @@ def run(cfg: DictConfig) -> dict:
     continues that run from its ``last.ckpt`` into the same dir.
 
     Returns the results written to ``metrics.json`` (schema ``cifarlab.train/1``, README): ``test.acc``
-    as a fraction in [0, 1], ``val`` the same weights on the held-out split (``{"acc", "loss"}``, or
-    ``None`` with ``data.val_size=0``), seconds and images/s as named.
+    as a fraction in [0, 1] (``test`` is None with ``test=false``), ``val`` the same weights on the
+    held-out split (``{"acc", "loss"}``, or ``None`` with ``data.val_size=0``), seconds and images/s as named.
 
     Raises:
         cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2).
@@ -227,17 +245,15 @@ def run(cfg: DictConfig) -> dict:
     ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
     held_out = evaluate_held_out(trainer, module, datamodule, ckpt_path)
     test_start = time.perf_counter()
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
+    test = run_test(trainer, module, datamodule, ckpt_path, cfg.tta) if cfg.get("test", True) else None
     test_seconds = time.perf_counter() - test_start
-    acc_tta = tested.get("test/acc_tta")
     results = {
         "schema": METRICS_SCHEMA,
         "model": cfg.model._target_.rsplit(".", 1)[-1],
         "norm": cfg.model.get("norm"),
         "dataset": "CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
         "seed": cfg.seed,
-        "test": {"acc": float(tested["test/acc"]), "loss": float(tested["test/loss"]), "images": len(datamodule.test_set),
-                 "tta": cfg.tta, "acc_tta": None if acc_tta is None else float(acc_tta)},
+        "test": test,
         "val": held_out,
         "tested_checkpoint": {"which": which, "path": None if ckpt_path is None else os.path.relpath(ckpt_path, output_dir)},
         "validation": "none" if trainer.limit_val_batches == 0 else ("test_set" if datamodule.hparams.val_size == 0 else "held_out"),

@@ -6,12 +6,15 @@
   the model's device, each batch gathered by index and augmented there by batched ops
   (:class:`~cifarlab.data.augment.DeviceAugment`): no worker processes, no host-to-device copies.
   The approach of Page's cifar10-fast and airbench, whose GPU runs would otherwise wait on input.
+
+Both paths draw each training batch's augmentation from a seed derived from (seed, rank, epoch,
+batch number) and resume an epoch where a checkpoint left it (:func:`batches_done_this_epoch`), so
+a run killed mid-epoch and resumed sees the images, order and augmentations of an unbroken run.
 """
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import lightning as L
 import numpy as np
@@ -30,10 +33,36 @@ def derive_seed(*entropy: int) -> int:
     return int(np.random.SeedSequence([int(e) for e in entropy]).generate_state(1, np.uint64)[0] >> 1)
 
 
+def batch_seed(seed: int, rank: int, epoch: int, batch: int) -> int:
+    """The seed of one training batch's augmentation draws (both paths): a function of the run's
+    ``seed``, the global ``rank`` (ranks augment differently), the ``epoch`` and the batch number
+    within it, so a resumed epoch redraws exactly what the unbroken run drew, whichever worker
+    process or device makes the batch. 32 bits (albumentations' ``set_random_seed`` takes no more)."""
+    return derive_seed(seed, rank, epoch, batch) % 2**32
+
+
+def batches_done_this_epoch(trainer: L.Trainer | None) -> int:
+    """Training batches of the current epoch that ``trainer`` has completed, read when an epoch's
+    iteration starts: 0 at a new epoch; k when ``trainer.fit`` resumed from a checkpoint written
+    after k batches of the epoch (Lightning restores its progress counters before the first batch
+    is fetched). 0 outside training and without a trainer.
+
+    Lightning's own route (a loader with ``state_dict``/``load_state_dict``) loses the state when
+    ``trainer.estimated_stepping_batches`` runs before the restore, as OneCycle's ``total_steps``
+    needs it to (Lightning-AI/pytorch-lightning#20550), so the loaders ask the trainer instead.
+    """
+    if trainer is None or not trainer.training:
+        return 0
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+    return done if 0 < done < trainer.num_training_batches else 0
+
+
 class ImageDataset(Dataset):
     """In-memory images with an albumentations transform.
 
-    ``dataset[i]`` -> (image (3, 32, 32) float32 tensor, label int).
+    ``dataset[i]`` -> (image (3, 32, 32) float32 tensor, label int). ``dataset[(i, seed)]`` first
+    reseeds the transform with ``seed`` (:class:`EpochOrder` yields these keys at the first image of
+    each training batch, so a batch's draws do not depend on which worker process makes it).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
@@ -42,26 +71,11 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(image=self.images[index])["image"], int(self.labels[index])
-
-
-def rank_seed(seed: int, rank: int) -> int:
-    """The seed of global rank ``rank``'s augmentation stream: ``seed`` itself on rank 0 (a run on
-    one device is unchanged), ``SeedSequence([seed, rank])`` (32 bits) on the others. Not
-    ``seed + rank``: rank 1 of seed 0 would repeat rank 0 of seed 1 in a seed sweep."""
-    return seed if rank == 0 else derive_seed(seed, rank) % 2**32
-
-
-def seed_worker_transform(worker_id: int, rank: int = 0) -> None:
-    """DataLoader ``worker_init_fn``: reseed the worker's copy of the albumentations pipeline from
-    the worker's torch seed (distinct per worker, derived from the run's seed) and the global
-    ``rank``, so that workers neither repeat each other's augmentations (on this rank or on
-    another: every rank's torch seed is the same) nor depend on the OS entropy."""
-    info = torch.utils.data.get_worker_info()
-    transform = getattr(info.dataset, "transform", None)
-    if hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(rank_seed(info.seed % 2**32, rank))
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        if isinstance(key, tuple):
+            key, seed = key
+            self.transform.set_random_seed(seed)
+        return self.transform(image=self.images[key])["image"], int(self.labels[key])
 
 
 def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero: bool = False) -> None:
@@ -90,10 +104,11 @@ class EpochOrder(torch.utils.data.Sampler[int]):
     """
 
     def __init__(self, size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
-                 equal_shares: bool = False) -> None:
+                 equal_shares: bool = False, reseed_every: int | None = None) -> None:
         self.size, self.shuffle, self.seed, self.rank, self.world_size = size, shuffle, seed, rank, world_size
-        self.equal_shares = equal_shares
+        self.equal_shares, self.reseed_every = equal_shares, reseed_every
         self.epoch = 0
+        self.start = 0  # positions the next iteration skips (a resumed epoch), then 0 again
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -114,8 +129,34 @@ class EpochOrder(torch.utils.data.Sampler[int]):
             order = order[:len(self) * self.world_size]
         return order[self.rank::self.world_size]
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices(torch.device("cpu")).tolist())
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
+        """This rank's indices from position ``start`` on. With ``reseed_every=B`` (a training
+        DataLoader of batch size B) the first index of each batch comes as ``(index, seed)``, the
+        seed :func:`batch_seed` of that batch, for :class:`ImageDataset` to reseed its transform."""
+        start, self.start = self.start, 0
+        indices = self.indices(torch.device("cpu")).tolist()
+        for position in range(start, len(indices)):
+            if self.reseed_every and position % self.reseed_every == 0:
+                yield indices[position], batch_seed(self.seed, self.rank, self.epoch, position // self.reseed_every)
+            else:
+                yield indices[position]
+
+
+class ResumableDataLoader(DataLoader):
+    """A training ``DataLoader`` whose epoch continues where a checkpoint left it.
+
+    Its iterator starts lazily, at the first batch (after Lightning's ``set_epoch``), and then skips
+    the batches :func:`batches_done_this_epoch` reports through ``batches_done`` (a callable, set
+    by the DataModule) by starting its :class:`EpochOrder` that many batches in.
+    """
+
+    batches_done: Callable[[], int] | None = None
+
+    def __iter__(self) -> Iterator:
+        skip = self.batches_done() if self.batches_done is not None else 0
+        if skip and isinstance(self.sampler, EpochOrder):
+            self.sampler.start = skip * self.batch_size
+        yield from super().__iter__()
 
 
 class DeviceBatches:
@@ -127,17 +168,21 @@ class DeviceBatches:
         batch_size, drop_last: as for a DataLoader.
         order: the :class:`EpochOrder` (shuffle, rank share).
         augment: the batched ops and normalisation; ``train=False`` normalises only.
-        seed, rank: the per-batch random draws come from a generator seeded with (seed, rank, epoch).
+        seed, rank: each batch's random draws come from a generator seeded with :func:`batch_seed`.
         device: where the arrays live and the batches are made.
+        batches_done: a callable giving the batches of the epoch already done (a resumed epoch
+            skips them, :func:`batches_done_this_epoch`); None: 0.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, drop_last: bool, order: EpochOrder,
-                 augment: DeviceAugment, train: bool, seed: int, rank: int, device: torch.device) -> None:
+                 augment: DeviceAugment, train: bool, seed: int, rank: int, device: torch.device,
+                 batches_done: Callable[[], int] | None = None) -> None:
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
         self.labels = torch.from_numpy(labels).to(device)
         self.batch_size, self.drop_last, self.sampler = batch_size, drop_last, order
         self.batch_sampler = None  # it batches itself (Lightning inspects DataLoader-like attributes)
         self.augment, self.train, self.seed, self.rank, self.device = augment, train, seed, rank, device
+        self.batches_done = batches_done
 
     def __len__(self) -> int:
         n = len(self.sampler)
@@ -146,11 +191,13 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         indices = self.sampler.indices(self.device)
         epoch = self.sampler.epoch
-        generator = torch.Generator(device=self.device).manual_seed(derive_seed(self.seed, self.rank, epoch))
-        for b in range(len(self)):
+        generator = torch.Generator(device=self.device)
+        skip = self.batches_done() if self.batches_done is not None else 0
+        for b in range(skip, len(self)):
             idx = indices[b * self.batch_size:(b + 1) * self.batch_size]
             images = self.images[idx]
             if self.train:
+                generator.manual_seed(batch_seed(self.seed, self.rank, epoch, b))  # host-side: no device sync
                 ctx = BatchContext(idx, len(self.images), epoch, self.seed, generator)
                 yield self.augment.augment(images, ctx), self.labels[idx]
             else:
@@ -171,9 +218,10 @@ class CIFAR10DataModule(L.LightningDataModule):
         strict_checksum: an md5 mismatch with the official files is an error, not a warning.
         download: fetch the data through torchvision when it is missing (needs a network).
         seed: seed of the augmentation's random state and of the training order (``conf/train.yaml``'s
-            ``seed``): with the same seed a run sees the same augmented images; ``None`` is not
-            reproducible. Under DDP each rank augments from its own stream (:func:`rank_seed`; the
-            device path seeds each batch from (seed, rank, epoch)), and all ranks share one order.
+            ``seed``): with the same seed a run sees the same augmented images, with any
+            ``num_workers`` and after a resume; ``None`` is not reproducible. Each training batch
+            is seeded from (seed, rank, epoch, batch) (:func:`batch_seed`), so under DDP each rank
+            augments differently; all ranks share one order.
         train_transforms: Hydra specs of the albumentations augmentation (see
             :mod:`cifarlab.data.augment`); normalisation is appended.
         augment_on: ``workers`` (albumentations per image in DataLoader workers) or ``device``
@@ -256,7 +304,7 @@ class CIFAR10DataModule(L.LightningDataModule):
             self.device_augment = DeviceAugment(specs, self.mean, self.std)
             train_tf = eval_tf = None
         else:
-            train_tf = build_train_transform(specs, self.mean, self.std, self._seed())
+            train_tf = build_train_transform(specs, self.mean, self.std, self.hparams.seed)  # reseeded per batch
             eval_tf = build_eval_transform(self.mean, self.std)
         self.train_set = ImageDataset(train_x, train_y, train_tf)
         self.val_set = ImageDataset(val_x, val_y, eval_tf)
@@ -280,10 +328,6 @@ class CIFAR10DataModule(L.LightningDataModule):
     def world_size(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
 
-    def _seed(self) -> int | None:
-        """The augmentation seed of this rank (:func:`rank_seed`), so that ranks draw different augmentations."""
-        return None if self.hparams.seed is None else rank_seed(self.hparams.seed, self.rank)
-
     def _order_seed(self) -> int:
         """Seed of the training order: ``seed``, or with ``seed=None`` a random one drawn once, by
         rank 0 under DDP (every rank must shuffle alike for the shares to partition the epoch)."""
@@ -295,21 +339,26 @@ class CIFAR10DataModule(L.LightningDataModule):
         return self._random_order_seed
 
     def _order(self, dataset: ImageDataset, train: bool) -> EpochOrder:
+        reseed = train and self.hparams.augment_on == "workers"
         return EpochOrder(len(dataset), shuffle=train, seed=self._order_seed() if train else 0, rank=self.rank,
-                          world_size=self.world_size, equal_shares=train)
+                          world_size=self.world_size, equal_shares=train,
+                          reseed_every=self.hparams.batch_size if reseed else None)
+
+    def _batches_done(self) -> int:
+        return batches_done_this_epoch(self.trainer)
 
     def _device_batches(self, dataset: ImageDataset, train: bool) -> DeviceBatches:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         seed = self._order_seed()
         return DeviceBatches(dataset.images, dataset.labels, self.hparams.batch_size, drop_last=train,
                              order=self._order(dataset, train), augment=self.device_augment, train=train, seed=seed,
-                             rank=self.rank, device=device)
+                             rank=self.rank, device=device, batches_done=self._batches_done if train else None)
 
     def _loader(self, dataset: ImageDataset, train: bool) -> DataLoader | DeviceBatches:
         hp = self.hparams
         if hp.augment_on == "device":
             return self._device_batches(dataset, train)
-        return DataLoader(
+        loader = (ResumableDataLoader if train else DataLoader)(
             dataset,
             batch_size=hp.batch_size,
             sampler=self._order(dataset, train),
@@ -317,8 +366,10 @@ class CIFAR10DataModule(L.LightningDataModule):
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory and torch.cuda.is_available(),
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
-            worker_init_fn=functools.partial(seed_worker_transform, rank=self.rank) if hp.num_workers > 0 else None,
         )
+        if train:
+            loader.batches_done = self._batches_done
+        return loader
 
     def train_dataloader(self) -> DataLoader | DeviceBatches:
         """Shuffled training batches of exactly ``batch_size`` images (the last partial batch is dropped).
@@ -332,9 +383,6 @@ class CIFAR10DataModule(L.LightningDataModule):
                 f"{per_rank} training images per device make no full batch of data.batch_size={self.hparams.batch_size} "
                 "(the last partial batch is dropped): lower data.batch_size or raise data.subset"
             )
-        if self.hparams.augment_on == "workers":
-            # setup() may have run before the trainer was attached, when every rank looked like rank 0
-            self.train_set.transform.set_random_seed(self._seed())
         return self._loader(self.train_set, train=True)
 
     def val_dataloader(self) -> DataLoader | DeviceBatches:
