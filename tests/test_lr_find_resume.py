@@ -84,6 +84,9 @@ def test_a_run_killed_mid_epoch_resumes_into_its_own_dir_as_if_unbroken(path: li
     assert metrics["resumed"] and metrics["global_step"] == reference["global_step"] == 15 and metrics["epochs"] == 3
     assert metrics["test"]["loss"] == pytest.approx(reference["test"]["loss"], rel=1e-5), killed_at
     assert metrics["test"]["acc"] == reference["test"]["acc"]
+    # the resumed process's own training: the batches after the checkpoint, within its wall time
+    assert metrics["images_per_s"] * metrics["train_seconds"] == pytest.approx((15 - killed_at) * 20)
+    assert 0 < metrics["train_seconds"] < metrics["wall_time_s"]
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["last.ckpt"]  # one last.ckpt, no last-v1
     assert not (tmp_path / "resume_log" / "metrics.json").exists()
 

@@ -185,7 +185,8 @@ class Throughput(Callback):
     those of the work done, not of its launch. Logs ``train/images_per_s`` each epoch.
 
     Attributes after fit: ``images`` (int), ``seconds`` (float), ``images_per_s`` (float), and
-    ``epoch_images_per_s`` (one float per epoch: the first includes cuDNN's autotuning).
+    ``epoch_images_per_s`` (one float per epoch: the first includes cuDNN's autotuning). A resumed run
+    counts its own process's training only.
     """
 
     def __init__(self) -> None:
@@ -204,6 +205,10 @@ class Throughput(Callback):
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
         return time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a run resumed mid-epoch gets no on_train_epoch_start for that epoch: its clock starts here
+        self._start, self._epoch_images = self._clock(pl_module), 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start, self._epoch_images = self._clock(pl_module), 0
