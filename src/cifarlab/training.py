@@ -31,6 +31,7 @@ METRICS_SCHEMA = "cifarlab.train/1"
 # the epoch from the trainer's own progress counters (cifarlab.data.datamodule.batches_done_this_epoch).
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
+
 def plain(cfg: DictConfig | None) -> Any:
     """A config node as plain dicts and lists (what checkpoints can store under ``weights_only``)."""
     return OmegaConf.to_container(cfg, resolve=True) if cfg is not None else None
@@ -222,6 +223,8 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("resume"):
         cfg, ckpt_to_resume = resumed_config(cfg)
     keep_selection_off_the_test_set(cfg)
+    if not cfg.get("test", True) and not cfg.data.val_size:
+        log.warning("test=false with data.val_size=0: this run measures no accuracy (evaluate.py can test it later)")
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CIFAR10DataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
