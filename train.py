@@ -16,7 +16,7 @@ def main(cfg: DictConfig) -> float | None:
     """Returns the held-out validation accuracy (fraction), the objective of Hydra sweepers;
     ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
     with exit_on_user_error(), ddp_job(SCRIPT):
-        held_out = run(cfg)["val"]
+        held_out = run(cfg).get("val")  # lr_find=only returns no scores
     return held_out["acc"] if held_out else None
 
 

@@ -53,14 +53,29 @@ def test_norm_override_reaches_the_model() -> None:
     assert compose_train(["model.norm=group"]).model.norm == "group"
 
 
-def test_page_24ep_is_pages_recipe() -> None:
+def test_page_24ep_is_pages_dawnbench_recipe() -> None:
     cfg = compose_train(["experiment=page_24ep"])
     assert cfg.optimizer._target_ == "torch.optim.SGD" and cfg.optimizer.nesterov and cfg.optimizer.momentum == 0.9
     assert cfg.optimizer.weight_decay == 5e-4 and cfg.scheduler.max_lr == 0.4 and not cfg.scheduler.cycle_momentum
     assert cfg.scheduler.pct_start == pytest.approx(5 / 24) and cfg.trainer.max_epochs == 24
-    assert (cfg.data.batch_size, cfg.data.augment_on, cfg.loss.label_smoothing) == (512, "device", 0.2)
+    assert (cfg.data.batch_size, cfg.data.augment_on, cfg.loss.label_smoothing) == (512, "device", 0.0)
     assert cfg.model.logit_scale == 0.125 and cfg.trainer.precision == "bf16-mixed" and cfg.channels_last
+    assert cfg.model.pool_before_norm is False
     assert cfg.data.train_transforms[-1].p == 1.0 and cfg.trainer.limit_val_batches == 0
+
+
+def test_page_24ep_tricks_differs_by_pool_position_and_label_smoothing() -> None:
+    dawn, tricks = compose_train(["experiment=page_24ep"]), compose_train(["experiment=page_24ep_tricks"])
+    assert (tricks.model.pool_before_norm, tricks.loss.label_smoothing) == (True, 0.2)
+    for key in ("optimizer", "scheduler", "data"):
+        assert dawn[key] == tricks[key]
+
+
+def test_the_airbench_presets_freeze_the_whitening_bias_and_test_in_whole_batches() -> None:
+    for preset in ("speedrun", "cpu_airbench"):
+        cfg = compose_train([f"experiment={preset}"])
+        assert cfg.callbacks.whitening_bias_freeze.epochs == 3 and "lookahead" in cfg.callbacks
+        assert 10_000 % cfg.data.eval_batch_size == 0
 
 
 def test_default_trainer_uses_one_device() -> None:

@@ -59,3 +59,34 @@ def test_resnet9_initial_loss_is_near_ln_10() -> None:
     logits = CustomResNet().train()(torch.randn(64, 3, 32, 32))
     loss = torch.nn.functional.cross_entropy(logits, torch.randint(0, 10, (64,)))
     assert abs(loss.item() - math.log(10)) < 0.3
+
+
+@pytest.mark.parametrize("pool_before_norm,expected", [(True, torch.nn.MaxPool2d), (False, torch.nn.BatchNorm2d)])
+def test_resnet9_pool_position(pool_before_norm: bool, expected: type) -> None:
+    model = CustomResNet(pool_before_norm=pool_before_norm)
+    stage = list(model.layer1.conv)
+    assert isinstance(stage[1], expected) and len(stage) == 4
+    assert sum(p.numel() for p in model.parameters()) == EXPECTED[CustomResNet]
+    assert model.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_airbench_whitening_runs_in_fp32_under_bf16_autocast() -> None:
+    model = AirbenchNet().eval()
+    seen = []
+    model.whiten.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    model.block1[0].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(torch.randn(2, 3, 32, 32))
+    assert seen == [torch.float32, torch.bfloat16]
+
+
+@pytest.mark.parametrize("model_cls", [CustomResNet, ResNet18, AirbenchNet])
+def test_every_network_names_its_gradcam_layer_and_feature_blocks(model_cls: type) -> None:
+    from cifarlab.reports.features import BlockOutputs
+    from cifarlab.reports.gradcam import default_target_layer
+
+    model = model_cls().eval()
+    assert default_target_layer(model) == model_cls.gradcam_layer == model_cls.feature_blocks[-1]
+    outputs = BlockOutputs(model)(torch.randn(2, 3, 32, 32))
+    assert list(outputs) == list(model_cls.feature_blocks)
+    assert min(outputs[model_cls.gradcam_layer].shape[-2:]) >= 3  # the last conv block's map, not a pooled 1x1

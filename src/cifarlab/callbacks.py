@@ -1,6 +1,6 @@
 """Lightning callbacks of our own: progress bars that read metrics only when they refresh, a
 throughput meter, a NaN-loss stop that does not wait on the device every step, and airbench's
-lookahead on Lightning's ``WeightAveraging``."""
+lookahead on Lightning's ``WeightAveraging`` and whitening-bias freeze."""
 from __future__ import annotations
 
 import itertools
@@ -147,12 +147,24 @@ class EMA(AveragedWeightsOnTest, EMAWeightAveraging):
     update), whose averaged weights are also the ones ``trainer.test`` loads from ``last.ckpt``."""
 
 
+def training_progress(trainer: L.Trainer) -> float:
+    """The fraction of training done, in [0, 1]: the learning-rate schedule's own ``progress`` when it
+    has one (:class:`cifarlab.schedules.TimeBudgetOneCycle`: elapsed seconds over the budget), else
+    ``global_step / estimated_stepping_batches``."""
+    for config in trainer.lr_scheduler_configs:
+        progress = getattr(config.scheduler, "progress", None)
+        if progress is not None:
+            return float(progress)
+    return trainer.global_step / max(1, trainer.estimated_stepping_batches)
+
+
 class Lookahead(AveragedWeightsOnTest, WeightAveraging):
     """airbench94's lookahead (K. Jordan 2024; M. Zhang et al., "Lookahead Optimizer", 2019) on Lightning's
     ``WeightAveraging``: every ``every_n_steps`` steps the slow weights move towards the fast ones,
-    ``slow += (1 - decay) (fast - slow)`` with ``decay = base_decay * (step / total_steps) ** 3``,
-    then the fast weights are reset to the slow ones. Training ends on the slow weights, which
-    ``last.ckpt`` holds. BatchNorm statistics are averaged with the weights, as in airbench.
+    ``slow += (1 - decay) (fast - slow)`` with ``decay = base_decay * progress ** 3`` (progress: see
+    :func:`training_progress`, so under a time budget the decay follows the clock), then the fast
+    weights are reset to the slow ones. Training ends on the slow weights, which ``last.ckpt`` holds.
+    BatchNorm statistics are averaged with the weights, as in airbench.
 
     The update is a foreach lerp and copy on the device; it never waits on it.
     """
@@ -169,13 +181,28 @@ class Lookahead(AveragedWeightsOnTest, WeightAveraging):
         step = trainer.global_step
         if step % self.every_n_steps:
             return
-        decay = self.base_decay * (step / max(1, trainer.estimated_stepping_batches)) ** 3
+        decay = self.base_decay * training_progress(trainer) ** 3
         pairs = [(a, c) for a, c in zip(
             itertools.chain(self._average_model.module.parameters(), self._average_model.module.buffers()),
             itertools.chain(pl_module.parameters(), pl_module.buffers())) if a.is_floating_point()]
         slow, fast = [a.data for a, _ in pairs], [c.data for _, c in pairs]
         torch._foreach_lerp_(slow, fast, 1 - decay)
         torch._foreach_copy_(fast, slow)
+
+
+class WhiteningBiasFreeze(Callback):
+    """airbench94's ``whiten_bias_epochs`` (K. Jordan 2024, legacy/airbench94.py): the bias of the
+    network's whitening conv (``net.whiten``) trains for the first ``epochs`` epochs, then is frozen
+    (``requires_grad=False``: no gradient, so SGD neither moves nor decays it). A network without a
+    ``whiten`` layer is left alone."""
+
+    def __init__(self, epochs: int = 3) -> None:
+        self.epochs = int(epochs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        whiten = getattr(getattr(pl_module, "net", None), "whiten", None)
+        if whiten is not None and whiten.bias is not None:
+            whiten.bias.requires_grad_(trainer.current_epoch < self.epochs)
 
 
 class Throughput(Callback):

@@ -81,7 +81,7 @@ def find_lr(trainer: L.Trainer, module: L.LightningModule, datamodule: L.Lightni
             min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int = 100,
             early_stop_threshold: float | None = 4.0) -> LRFinderResult:
     """Run the range test and write ``lr_finder.png`` and ``lr_finder.json`` (:func:`write_lr_finder`)
-    to ``output_dir`` (rank 0). The sweep stops early once the loss exceeds ``early_stop_threshold``
+    to ``output_dir`` (rank 0). It trains only: validation is off while it runs. The sweep stops early once the loss exceeds ``early_stop_threshold``
     x its best (divergence).
 
     Raises:
@@ -89,8 +89,15 @@ def find_lr(trainer: L.Trainer, module: L.LightningModule, datamodule: L.Lightni
     """
     if not 0 < min_lr < max_lr:
         raise ConfigError(f"lr_find.min_lr={min_lr} and lr_find.max_lr={max_lr} must satisfy 0 < min_lr < max_lr")
-    finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=min_lr, max_lr=max_lr, num_training=num_steps,
-                                    mode="exponential", early_stop_threshold=early_stop_threshold, update_attr=False)
+    # the sweep trains and nothing else: no sanity check, no validation at the epoch ends it crosses
+    saved = trainer.limit_val_batches, trainer.num_sanity_val_steps
+    trainer.limit_val_batches, trainer.num_sanity_val_steps = 0, 0
+    try:
+        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=min_lr, max_lr=max_lr,
+                                        num_training=num_steps, mode="exponential",
+                                        early_stop_threshold=early_stop_threshold, update_attr=False)
+    finally:
+        trainer.limit_val_batches, trainer.num_sanity_val_steps = saved
     lr = [float(x) for x in finder.results.get("lr", [])]
     loss = [float(x) for x in finder.results.get("loss", [])]
     steepest = finder.suggestion()

@@ -66,14 +66,16 @@ class ImageClassifier(L.LightningModule):
         channels_last: keep weights and inputs in NHWC memory format (faster convolutions with
             bf16 on CPU and tensor cores on GPU).
         compile: ``torch.compile`` the network; :attr:`compile_seconds` times the compilation,
-            done on random batches before the first epoch so that it stays out of the training time.
+            done on random batches before the first epoch so that it stays out of the training time
+            (on a GPU the same warm-up runs without ``compile`` too: cuDNN's autotuning).
         tta: test-time augmentation reported beside the plain test accuracy: ``none``, ``flip``
             or ``flip_translate`` (see :func:`cifarlab.tta.tta_logits`).
 
     Inputs (N, 3, 32, 32) float32 normalised, labels (N,) int64; ``forward`` returns (N, C) logits.
-    Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc`` and,
-    with ``tta``, ``test/acc_tta`` (accuracy as a fraction in [0, 1], micro-averaged; losses averaged
-    over images, so a last smaller batch counts by its size).
+    Logs ``train/loss_step`` and ``train/acc_step`` (each batch's), ``train/loss_epoch``,
+    ``train/acc_epoch``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc`` and, with ``tta``,
+    ``test/acc_tta`` (accuracy as a fraction in [0, 1], micro-averaged; epoch losses averaged over
+    images, so a last smaller batch counts by its size).
 
     Raises:
         ConfigError: an unknown ``tta``, or a OneCycle schedule too short for its phases.
@@ -107,11 +109,19 @@ class ImageClassifier(L.LightningModule):
         logits = self(images)
         loss = self.criterion(logits, labels)
         acc, mean_loss = getattr(self, f"{stage}_acc"), getattr(self, f"{stage}_loss")
-        acc(logits.detach(), labels)
-        mean_loss(loss.detach(), loss.new_full((), len(labels)))  # weight by images; a device fill, no copy
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", mean_loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(labels))
-        self.log(f"{stage}/acc", acc, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        # update, not forward: no per-batch compute. The loss enters once per image (a broadcast view),
+        # because MeanMetric(nan_strategy="disable") drops its weight argument (torchmetrics 1.9.0, #3434).
+        acc.update(logits.detach(), labels)
+        mean_loss.update(loss.detach().expand(len(labels)))
+        if stage == "train":  # the batch's own values for the progress bar and the step curves
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+            self.log("train/acc_step", (logits.detach().argmax(1) == labels).float().mean(), on_step=True,
+                     on_epoch=False, prog_bar=True)
+        suffix = "_epoch" if stage == "train" else ""
+        self.log(f"{stage}/loss{suffix}", mean_loss, on_step=False, on_epoch=True, prog_bar=stage != "train",
+                 batch_size=len(labels))
+        self.log(f"{stage}/acc{suffix}", acc, on_step=False, on_epoch=True, prog_bar=stage != "train",
+                 batch_size=len(labels))
         return loss, logits
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -123,7 +133,7 @@ class ImageClassifier(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         _, logits = self._step(batch, "test")
         if self.hparams.tta != "none":
-            self.test_acc_tta(tta_logits(self, batch[0], self.hparams.tta, plain=logits), batch[1])
+            self.test_acc_tta.update(tta_logits(self, batch[0], self.hparams.tta, plain=logits), batch[1])
             self.log("test/acc_tta", self.test_acc_tta, on_step=False, on_epoch=True, batch_size=len(batch[1]))
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -184,12 +194,15 @@ class ImageClassifier(L.LightningModule):
         datamodule = self.trainer.datamodule
         if hasattr(self.net, "init_whitening") and datamodule is not None:
             self.net.init_whitening(datamodule.normalised_train_images(5000).to(self.device))
-        if self.hparams.compile and datamodule is not None:
-            self.compile_seconds = self._compile_on_random_batches(datamodule.hparams.batch_size)
+        if (self.hparams.compile or self.device.type == "cuda") and datamodule is not None:
+            hp = datamodule.hparams
+            self.compile_seconds = self._warm_up_on_random_batches(hp.batch_size, hp.get("eval_batch_size") or hp.batch_size)
 
-    def _compile_on_random_batches(self, batch_size: int) -> float:
-        """Compile the training and evaluation graphs on random batches; weights, buffers and gradients
-        are restored afterwards. Returns the seconds it took (device synchronised)."""
+    def _warm_up_on_random_batches(self, batch_size: int, eval_batch_size: int) -> float:
+        """Compile (with ``compile``) and warm up (cuDNN's autotuning on a GPU) the training graph, and the
+        evaluation graph under inference mode as ``trainer.test`` runs it, on random batches of the
+        sizes training and testing use; weights, buffers and gradients are restored afterwards.
+        Returns the seconds it took (device synchronised), kept out of the training time."""
         state = copy.deepcopy(self.net.state_dict())
         start = time.perf_counter()
         x = torch.randn(batch_size, 3, 32, 32, device=self.device)
@@ -200,8 +213,8 @@ class ImageClassifier(L.LightningModule):
                 loss = self.criterion(self(x), y)
             loss.backward()
         self.eval()
-        with torch.no_grad(), precision.test_step_context():
-            tta_logits(self, x, self.hparams.tta)
+        with torch.inference_mode(), precision.test_step_context():
+            tta_logits(self, torch.randn(eval_batch_size, 3, 32, 32, device=self.device), self.hparams.tta)
         self.train()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

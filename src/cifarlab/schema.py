@@ -32,6 +32,7 @@ class DataConfig:
     seed: Optional[int] = None
     download: bool = True
     augment_on: str = "workers"  # workers | device (checked by the DataModule)
+    eval_batch_size: Optional[int] = None
     train_transforms: list[Any] = field(default_factory=list)
 
 

@@ -58,9 +58,14 @@ class AirbenchNet(nn.Module):
             whose weight decay is divided by it so the decay per step stays that of the other weights.
 
     Input (N, 3, 32, 32) float, normalised; output (N, num_classes) logits. Call
-    :meth:`init_whitening` with training images before training. The last conv block is
-    ``block3`` (GradCAM's default target layer).
+    :meth:`init_whitening` with training images before training. The whitening conv runs in fp32
+    outside autocast: its filters scale by 1/sqrt(eigenvalue + 5e-4), up to ~45, and bf16's 8-bit
+    mantissa would round the small components it exists to amplify (airbench94 runs it in fp16).
+    Its bias trains for the first epochs only (:class:`cifarlab.callbacks.WhiteningBiasFreeze`).
     """
+
+    gradcam_layer = "block3"  # the last conv group: a 4x4 map (GradCAM's default target layer)
+    feature_blocks = ("whiten", "block1", "block2", "block3")  # the app's feature maps, in forward order
 
     def __init__(self, num_classes: int = 10, widths: tuple[int, int, int] = (64, 256, 256), bn_momentum: float = 0.4,
                  logit_scale: float = 1 / 9, bias_lr_scale: float = 64.0) -> None:
@@ -98,6 +103,8 @@ class AirbenchNet(nn.Module):
                 {"params": rest}]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.gelu(self.whiten(x))
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):  # fp32 (see above)
+            x = self.whiten(x.float())
+        x = nn.functional.gelu(x)
         x = self.pool(self.block3(self.block2(self.block1(x))))
         return self.fc(torch.flatten(x, 1)) * self.logit_scale

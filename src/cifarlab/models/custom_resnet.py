@@ -10,6 +10,12 @@ Source: D. Page, "How to train your ResNet" (Myrtle.ai, 2018), https://github.co
     head    MaxPool(4) -> flatten -> Linear(512, 10, bias=False) -> Mul(0.125)
 
 Every conv is 3x3, stride 1, padding 1, no bias, followed by norm + ReLU. 6,573,120 parameters.
+
+Where the max-pool sits is an option, because Page's posts used both:
+- ``pool_before_norm=False``: conv -> norm -> ReLU -> max-pool, the DAWNBench network of part 4
+  (cifar10-fast ``dawn.py`` / ``torch_backend.conv_bn``; 94.08 % median in 24 epochs on the official data);
+- ``pool_before_norm=True``: conv -> max-pool -> norm -> ReLU, from "How to train your ResNet 8: bag of
+  tricks" (pooling first makes norm and ReLU run on a quarter of the pixels).
 """
 from __future__ import annotations
 
@@ -19,12 +25,14 @@ from torch import nn
 from cifarlab.models.norm import make_norm
 
 
-def conv_block(c_in: int, c_out: int, norm: str, num_groups: int, pool: bool = False) -> nn.Sequential:
-    """3x3 conv (no bias) [+ 2x2 max-pool] + norm + ReLU: (N, c_in, H, W) -> (N, c_out, H', W')."""
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)]
+def conv_block(c_in: int, c_out: int, norm: str, num_groups: int, pool: bool = False,
+               pool_before_norm: bool = True) -> nn.Sequential:
+    """3x3 conv (no bias) + norm + ReLU, with a 2x2 max-pool after the conv (``pool_before_norm``)
+    or after the ReLU: (N, c_in, H, W) -> (N, c_out, H', W')."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                               make_norm(norm, c_out, num_groups), nn.ReLU(inplace=True)]
     if pool:
-        layers.append(nn.MaxPool2d(2))
-    layers += [make_norm(norm, c_out, num_groups), nn.ReLU(inplace=True)]
+        layers.insert(1 if pool_before_norm else 3, nn.MaxPool2d(2))
     return nn.Sequential(*layers)
 
 
@@ -42,9 +50,10 @@ class Residual(nn.Module):
 class Stage(nn.Module):
     """Conv + max-pool, optionally followed by a residual of two convs (Page's "layer")."""
 
-    def __init__(self, c_in: int, c_out: int, norm: str, num_groups: int, residual: bool) -> None:
+    def __init__(self, c_in: int, c_out: int, norm: str, num_groups: int, residual: bool,
+                 pool_before_norm: bool = True) -> None:
         super().__init__()
-        self.conv = conv_block(c_in, c_out, norm, num_groups, pool=True)
+        self.conv = conv_block(c_in, c_out, norm, num_groups, pool=True, pool_before_norm=pool_before_norm)
         self.res = (
             Residual(nn.Sequential(conv_block(c_out, c_out, norm, num_groups), conv_block(c_out, c_out, norm, num_groups)))
             if residual
@@ -64,18 +73,23 @@ class CustomResNet(nn.Module):
         num_groups: groups for ``norm="group"``.
         logit_scale: the logits' multiplier, Page's final ``Mul(0.125)``: it keeps the initial
             loss near ln 10 (about 5.3 without it) and acts as a temperature for the rest of training.
+        pool_before_norm: max-pool right after the conv (True, "bag of tricks") or after the ReLU
+            (False, the DAWNBench network); see the module docstring.
 
-    Input (N, 3, 32, 32) float; output (N, num_classes) logits, float. The last conv block is
-    ``layer3`` (GradCAM's default target layer).
+    Input (N, 3, 32, 32) float; output (N, num_classes) logits, float.
     """
 
-    def __init__(self, num_classes: int = 10, norm: str = "batch", num_groups: int = 8, logit_scale: float = 0.125) -> None:
+    gradcam_layer = "layer3"  # the last conv block: a 4x4 map (GradCAM's default target layer)
+    feature_blocks = ("prep", "layer1", "layer2", "layer3")  # the app's feature maps, in forward order
+
+    def __init__(self, num_classes: int = 10, norm: str = "batch", num_groups: int = 8, logit_scale: float = 0.125,
+                 pool_before_norm: bool = True) -> None:
         super().__init__()
         self.logit_scale = logit_scale
         self.prep = conv_block(3, 64, norm, num_groups)
-        self.layer1 = Stage(64, 128, norm, num_groups, residual=True)
-        self.layer2 = Stage(128, 256, norm, num_groups, residual=False)
-        self.layer3 = Stage(256, 512, norm, num_groups, residual=True)
+        self.layer1 = Stage(64, 128, norm, num_groups, residual=True, pool_before_norm=pool_before_norm)
+        self.layer2 = Stage(128, 256, norm, num_groups, residual=False, pool_before_norm=pool_before_norm)
+        self.layer3 = Stage(256, 512, norm, num_groups, residual=True, pool_before_norm=pool_before_norm)
         self.pool = nn.AdaptiveMaxPool2d(1)  # MaxPool(4) on the 4x4 map, any input size
         self.fc = nn.Linear(512, num_classes, bias=False)
 

@@ -42,9 +42,11 @@ class ResNet18(nn.Module):
         norm: ``batch`` | ``group`` | ``layer`` (see :func:`cifarlab.models.norm.make_norm`).
         num_groups: groups for ``norm="group"``.
 
-    Input (N, 3, 32, 32) float; output (N, num_classes) logits, float. The last conv block is
-    ``layer4`` (GradCAM's default target layer).
+    Input (N, 3, 32, 32) float; output (N, num_classes) logits, float.
     """
+
+    gradcam_layer = "layer4"  # the last residual stage: a 4x4 map (GradCAM's default target layer)
+    feature_blocks = ("stem", "layer1", "layer2", "layer3", "layer4")  # the app's feature maps, in forward order
 
     def __init__(self, num_classes: int = 10, norm: str = "batch", num_groups: int = 8) -> None:
         super().__init__()

@@ -2,7 +2,8 @@
 rendered as uint8 RGB arrays.
 
 Feature maps come from torchvision's ``create_feature_extractor`` (an FX graph of the network
-that returns the blocks' outputs and shares its weights; no hooks), each map scaled to [0, 1]
+that returns the blocks' outputs and shares its weights; no hooks; every BatchNorm class is a leaf
+of the graph, so subclasses such as airbench's trace too), each map scaled to [0, 1]
 by its own min and max and coloured with viridis. Kernels over RGB are RGB tiles (the layer
 scaled to [0, 1]); deeper ones a grid of output x input channels, blue (< 0) - white - red (> 0).
 """
@@ -19,17 +20,20 @@ from cifarlab.errors import ConfigError
 
 
 class BlockOutputs:
-    """The outputs of the top-level blocks of ``net`` (``prep``, ``layer1``.. for ResNet-9;
-    ``stem``, ``layer1``.. for ResNet-18; heads and pools excluded).
+    """The outputs of the network's ``feature_blocks`` (``prep``, ``layer1``.. for ResNet-9; ``stem``,
+    ``layer1``.. for ResNet-18; ``whiten``, ``block1``.. for airbench), or of its top-level blocks
+    (heads and pools excluded) for a network that names none.
 
     Build it before serving: tracing switches ``net`` between train and eval mode for a moment.
     Attributes: ``blocks`` (names, in forward order), ``channels`` (block -> its output channels).
     """
 
     def __init__(self, net: nn.Module, size: int = 32) -> None:
-        skip = (nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Identity)
-        self.blocks = [name for name, child in net.named_children() if not isinstance(child, skip)]
-        self.extractor = create_feature_extractor(net, return_nodes=self.blocks)
+        skip = (nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.MaxPool2d, nn.Identity)
+        self.blocks = list(getattr(net, "feature_blocks", None) or
+                           [name for name, child in net.named_children() if not isinstance(child, skip)])
+        norms = sorted({type(m) for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}, key=str)
+        self.extractor = create_feature_extractor(net, return_nodes=self.blocks, tracer_kwargs={"leaf_modules": norms})
         device = next(net.parameters()).device
         self.channels = {name: out.shape[1] for name, out in self(torch.zeros(1, 3, size, size, device=device)).items()}
 

@@ -19,24 +19,21 @@ from cifarlab.errors import ConfigError
 from cifarlab.reports.figures import upscale
 from cifarlab.run import NormalisedClassifier
 
-# The last conv block of each model of cifarlab.models: GradCAM's default target layer.
-DEFAULT_TARGET_LAYERS = {"CustomResNet": "layer3", "ResNet18": "layer4"}
-
-
 def layer_names(net: nn.Module) -> list[str]:
     """The blocks of ``net`` that output (N, C, H, W) feature maps: its top-level children and
     their children (``layer1``, ``layer1.res``, ...), heads, pools and identities excluded."""
     names = []
     for name, child in net.named_children():
-        if not isinstance(child, (nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Identity)):
+        if not isinstance(child, (nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.MaxPool2d, nn.Identity)):
             names += [name] + [f"{name}.{sub}" for sub, grandchild in child.named_children()
                                if not isinstance(grandchild, (nn.Identity, nn.ReLU))]
     return names
 
 
 def default_target_layer(net: nn.Module) -> str:
-    """The last conv block: ``layer3`` for ResNet-9, ``layer4`` for ResNet-18."""
-    return DEFAULT_TARGET_LAYERS.get(type(net).__name__, layer_names(net)[-1])
+    """The network's own ``gradcam_layer`` (its last conv block: ``layer3`` for ResNet-9, ``layer4``
+    for ResNet-18, ``block3`` for airbench), else the last of :func:`layer_names`."""
+    return getattr(net, "gradcam_layer", None) or layer_names(net)[-1]
 
 
 def check_layer(net: nn.Module, name: str) -> str:

@@ -1,0 +1,85 @@
+"""The speed recipes' mechanics: airbench's whitening-bias freeze, the image-weighted test loss, the
+lookahead following a time budget, and an LR range test that trains and nothing else."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+
+from cifarlab.callbacks import WhiteningBiasFreeze, training_progress
+from cifarlab.module import ImageClassifier
+from cifarlab.training import run
+from conftest import compose_train, run_script, tiny_overrides
+
+CLASSES = [str(i) for i in range(10)]
+
+
+class BiasGradients(L.Callback):
+    """Records, after each epoch's first backward, whether the whitening bias got a gradient."""
+
+    def __init__(self) -> None:
+        self.has_grad: list[bool] = []
+
+    def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if len(self.has_grad) == trainer.current_epoch:
+            self.has_grad.append(pl_module.net.whiten.bias.grad is not None)
+
+
+@pytest.mark.slow
+def test_the_whitening_bias_stops_training_after_its_epochs(cifar_root: Path, tmp_path: Path) -> None:
+    cfg = compose_train(["experiment=speedrun"] + tiny_overrides(cifar_root) + [
+        "compile=false", "data.subset=40", "trainer.max_steps=-1", "trainer.max_epochs=5",
+        "callbacks.whitening_bias_freeze.epochs=3", "scheduler.pct_start=0.3", "test=false"], tmp_path)
+    probe = BiasGradients()
+    from cifarlab import training
+
+    original = training.build_trainer
+    training.build_trainer = lambda cfg, extra: original(cfg, extra + [probe])
+    try:
+        run(cfg)
+    finally:
+        training.build_trainer = original
+    assert probe.has_grad == [True, True, True, False, False]
+
+
+def test_whitening_bias_freeze_leaves_a_network_without_whitening_alone() -> None:
+    module = SimpleNamespace(net=torch.nn.Linear(2, 2))
+    WhiteningBiasFreeze(1).on_train_epoch_start(SimpleNamespace(current_epoch=5), module)
+    assert module.net.bias.requires_grad
+
+
+def test_test_loss_is_the_image_weighted_mean_over_batches_of_different_sizes() -> None:
+    module = ImageClassifier(net={"_target_": "torch.nn.Flatten"}, optimizer={}, loss={"_target_": "torch.nn.CrossEntropyLoss"},
+                             mean=[0.5] * 3, std=[0.25] * 3, class_names=CLASSES)
+    module.log = lambda *args, **kwargs: None
+    torch.manual_seed(0)
+    batches = [(torch.randn(n, 10), torch.randint(0, 10, (n,))) for n in (8, 2)]
+    for batch in batches:
+        module._step(batch, "test")
+    logits, labels = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    expected = torch.nn.functional.cross_entropy(logits, labels)  # the mean over all 10 images
+    batch_means = torch.stack([torch.nn.functional.cross_entropy(*b) for b in batches]).mean()
+    assert module.test_loss.compute() == pytest.approx(expected.item(), abs=1e-6)
+    assert abs(expected - batch_means) > 1e-3  # the unweighted mean of batch means would differ
+
+
+def test_lookahead_progress_follows_a_time_budget_schedule() -> None:
+    budget = SimpleNamespace(progress=0.4)
+    with_budget = SimpleNamespace(lr_scheduler_configs=[SimpleNamespace(scheduler=budget)], global_step=10,
+                                  estimated_stepping_batches=1000)
+    by_steps = SimpleNamespace(lr_scheduler_configs=[SimpleNamespace(scheduler=object())], global_step=250,
+                               estimated_stepping_batches=1000)
+    assert training_progress(with_budget) == 0.4 and training_progress(by_steps) == 0.25
+
+
+@pytest.mark.slow
+def test_lr_find_only_with_a_held_out_split_exits_0_without_validating(cifar_root: Path, tmp_path: Path) -> None:
+    proc = run_script("train.py", *tiny_overrides(cifar_root), "lr_find=only", "lr_find.num_steps=30",
+                      "data.val_size=100", "data.subset=200", "logger=csv", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "lr_finder.png").is_file() and "suggested learning rate" in proc.stdout
+    logged = (tmp_path / "csv" / "metrics.csv").read_text() if (tmp_path / "csv" / "metrics.csv").exists() else ""
+    assert "val/" not in logged and "Traceback" not in proc.stderr
