@@ -4,9 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data
 EXPERIMENT ?= cpu_quick
+FORMAT ?= onnx
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install train train-gpu speedrun lr-find sweep seeds evaluate data-figures app browser test bench clean
+.PHONY: help install train train-gpu speedrun lr-find sweep seeds evaluate predict export data-figures app browser test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +44,12 @@ seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset
 
 evaluate: install  ## test report of a run: predictions.npz, metrics, misclassified and GradCAM grids, curves (CKPT=run dir or .ckpt)
 	$(PY) evaluate.py ckpt_path=$(CKPT) $(ARGS)
+
+predict: install  ## top-k classes of your own images: predictions.csv (CKPT=run dir or .ckpt, INPUTS=folder, glob or file)
+	$(PY) predict.py ckpt_path=$(CKPT) inputs='$(INPUTS)' $(ARGS)
+
+export: install  ## the model for serving, uint8 images in, logits out: model.onnx or model.pt + export.json (CKPT=..., FORMAT=onnx|torchscript)
+	$(PY) export.py ckpt_path=$(CKPT) format=$(FORMAT) $(ARGS)
 
 data-figures: install $(DATA)/cifar-10-batches-py/test_batch  ## samples.png and augmentations.png of the training data (no checkpoint)
 	$(PY) data_figures.py data.root=$(DATA) $(ARGS)
