@@ -24,6 +24,7 @@ from cifarlab.distributed import requeued_checkpoint
 from cifarlab.errors import ConfigError
 from cifarlab.lr_finder import find_lr
 from cifarlab.module import ImageClassifier
+from cifarlab.validation import check_ranges
 
 log = logging.getLogger(__name__)
 METRICS_SCHEMA = "cifarlab.train/1"
@@ -216,12 +217,14 @@ def run(cfg: DictConfig) -> dict:
     held-out split (``{"acc", "loss"}``, or ``None`` with ``data.val_size=0``), seconds and images/s as named.
 
     Raises:
-        cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2).
+        cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2); a
+            number out of range (:func:`cifarlab.validation.check_ranges`) before any data loads.
     """
     start = time.perf_counter()
     ckpt_to_resume = None
     if cfg.get("resume"):
         cfg, ckpt_to_resume = resumed_config(cfg)
+    check_ranges(cfg)
     keep_selection_off_the_test_set(cfg)
     if not cfg.get("test", True) and not cfg.data.val_size:
         log.warning("test=false with data.val_size=0: this run measures no accuracy (evaluate.py can test it later)")
