@@ -86,3 +86,13 @@ def run_script(script: str, *args: str, cwd: Path = ROOT) -> subprocess.Complete
     """Run ``python <script> args`` as a user would; returns the completed process (text output)."""
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
+
+
+def tensorboard_hparams_row(tensorboard_dir: Path) -> dict:
+    """The run's row in TensorBoard's HParams tab: {column: str | float | bool}, numbers as floats."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    content = EventAccumulator(str(tensorboard_dir)).Reload().PluginTagToContent("hparams")
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    return {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}

@@ -14,7 +14,7 @@ from PIL import Image
 
 from cifarlab.errors import ConfigError
 from cifarlab.training import run
-from conftest import ROOT, compose_train, run_script, tiny_overrides
+from conftest import ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides
 
 FIT = ["data.subset=200", "trainer.max_epochs=4", "data/augmentation=none"]
 
@@ -113,3 +113,7 @@ def test_hparams_reach_tensorboard_with_the_final_metrics(cifar_root: Path, tmp_
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0}).Reload()
     assert events.Scalars("hp/test_acc")[-1].value == pytest.approx(results["test"]["acc"])
     assert events.PluginTagToContent("hparams")  # the HParams plugin has the run
+    # composed without train.py, so no Hydra choices: the key hyperparameters only
+    assert tensorboard_hparams_row(tmp_path / "tensorboard") == {
+        "scheduler.max_lr": 0.01, "optimizer.weight_decay": 1e-4, "loss.label_smoothing": 0.0, "data.batch_size": 20,
+        "trainer.max_epochs": 1, "seed": 42}

@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from cifarlab.sweeps import write_summary
-from conftest import ROOT, compose_train, run_script, tiny_overrides
+from conftest import ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides
 
 
 def held_out(root: Path) -> list[str]:
@@ -64,6 +64,8 @@ def test_two_job_multirun_writes_the_summary_with_mean_and_std(cifar_root: Path,
         assert float(group[f"{field}_std"]) == pytest.approx(statistics.stdev(values), abs=1e-6)
     assert "| `(all jobs)` | 2 |" in (tmp_path / "summary.md").read_text()
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for job in jobs:  # HParams columns: what the sweep varies, not the keys every job shares
+        assert tensorboard_hparams_row(tmp_path / job["job"] / "tensorboard") == {"seed": float(job["seed"])}
 
 
 def fake_job(sweep_dir: Path, name: str, overrides: list[str], metrics: dict | None) -> None:

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 
 from cifarlab.errors import CifarlabError
 
@@ -33,5 +34,6 @@ def exit_on_user_error() -> Iterator[None]:
         user_error = find_user_error(err)
         if user_error is None:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {user_error}", highlight=False, soft_wrap=True)
+        # escaped: "pip install -e '.[mlflow]'" is text, not rich markup
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(user_error))}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USER_ERROR)

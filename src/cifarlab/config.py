@@ -134,12 +134,21 @@ def best_precision(accelerator: str = "auto") -> str:
     return cpu_precision()
 
 
+def run_name(output_dir: str) -> str:
+    """A run dir's name for the trackers: its folder name (``2026-01-31_12-00-00_a1b2c3``); for the
+    job of a multirun, whose folder is its job number (``hydra.sweep.subdir`` in ``conf/train.yaml``),
+    the sweep's folder name and the number (``2026-01-31_12-00-00_a1b2c3/3``)."""
+    path = Path(output_dir)
+    return f"{path.parent.name}/{path.name}" if path.name.isdigit() else path.name
+
+
 def register_resolvers() -> None:
     """``${best_precision:ACCELERATOR}``, ``${on_gpu:ACCELERATOR}``, ``${devices_per_node:DEVICES}``,
-    ``${rank_zero:VALUE}`` and ``${run_suffix:}`` (6 random hex digits, fixed per process, so that two
-    runs started in the same second get different output dirs)."""
+    ``${rank_zero:VALUE}``, ``${run_name:OUTPUT_DIR}`` and ``${run_suffix:}`` (6 random hex digits,
+    fixed per process, so that two runs started in the same second get different output dirs)."""
     OmegaConf.register_new_resolver("best_precision", best_precision, replace=True)
     OmegaConf.register_new_resolver("on_gpu", on_gpu, replace=True)
     OmegaConf.register_new_resolver("devices_per_node", devices_per_node, replace=True)
     OmegaConf.register_new_resolver("rank_zero", rank_zero, replace=True)
+    OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("run_suffix", lambda: secrets.token_hex(3), use_cache=True, replace=True)

@@ -87,7 +87,7 @@ class ImageClassifier(L.LightningModule):
         super().__init__()
         if tta not in TTA_MODES:
             raise ConfigError(f"tta={tta!r} is not one of {', '.join(TTA_MODES)}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # cifarlab.tracking decides what loggers record
         self.net = instantiate(net)
         self.criterion = instantiate(loss)
         if channels_last:

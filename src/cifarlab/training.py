@@ -13,7 +13,6 @@ from typing import Any
 import lightning as L
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +23,9 @@ from cifarlab.distributed import requeued_checkpoint
 from cifarlab.errors import ConfigError
 from cifarlab.lr_finder import find_lr
 from cifarlab.module import ImageClassifier
+from cifarlab.tracking import (check_logger_packages, hydra_record, log_final, log_params, tensorboard_hparams,
+                               tracker_params)
+from cifarlab.validation import check_ranges
 
 log = logging.getLogger(__name__)
 METRICS_SCHEMA = "cifarlab.train/1"
@@ -115,34 +117,6 @@ def resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
     return resumed, ckpt
 
 
-def hparams_for_tensorboard(cfg: DictConfig) -> dict[str, Any]:
-    """The run's hyperparameters as flat ``group/key`` scalars, for TensorBoard's HParams tab."""
-    flat: dict[str, Any] = {}
-    for group in ("model", "optimizer", "scheduler", "loss", "data", "trainer"):
-        node = cfg.get(group)
-        if node is None:
-            continue
-        for key, value in OmegaConf.to_container(node, resolve=True).items():
-            if isinstance(value, (int, float, str, bool)) and key not in ("root", "default_root_dir", "_partial_"):
-                flat[f"{group}/{key}"] = value
-    return flat | {"seed": cfg.seed, "channels_last": cfg.channels_last, "tta": cfg.tta}
-
-
-def log_hparams(trainer: L.Trainer, cfg: DictConfig, results: dict) -> None:
-    """Log the hyperparameters with the final metrics to every logger (TensorBoard's HParams tab
-    compares the runs of a sweep by ``hp/test_acc`` and ``hp/val_acc``)."""
-    metrics = {"hp/test_acc": results["test"]["acc"]} if results.get("test") else {}
-    if results.get("val"):
-        metrics["hp/val_acc"] = results["val"]["acc"]
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(hparams_for_tensorboard(cfg), metrics)
-        else:
-            logger.log_hyperparams(hparams_for_tensorboard(cfg))
-            logger.log_metrics(metrics, step=trainer.global_step)
-        logger.finalize("success")
-
-
 def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
                       ckpt_path: str | None) -> dict | None:
     """The tested weights (``ckpt_path``, or those in memory) on the held-out validation split:
@@ -216,12 +190,15 @@ def run(cfg: DictConfig) -> dict:
     held-out split (``{"acc", "loss"}``, or ``None`` with ``data.val_size=0``), seconds and images/s as named.
 
     Raises:
-        cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2).
+        cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2); a
+            number out of range (:func:`cifarlab.validation.check_ranges`) before any data loads.
     """
     start = time.perf_counter()
     ckpt_to_resume = None
     if cfg.get("resume"):
         cfg, ckpt_to_resume = resumed_config(cfg)
+    check_ranges(cfg)
+    check_logger_packages(cfg.get("logger"))
     keep_selection_off_the_test_set(cfg)
     if not cfg.get("test", True) and not cfg.data.val_size:
         log.warning("test=false with data.val_size=0: this run measures no accuracy (evaluate.py can test it later)")
@@ -242,6 +219,8 @@ def run(cfg: DictConfig) -> dict:
     lr_find = run_lr_find(cfg, trainer, module, datamodule, output_dir) if cfg.get("lr_find") and not ckpt_to_resume else None
     if lr_find is not None and cfg.lr_find.mode == "only":
         return {"lr_find": lr_find}
+    record = hydra_record(output_dir)
+    log_params(trainer, tracker_params(cfg, record))  # after lr_find=apply has set scheduler.max_lr
     fit_start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_to_resume)
     fit_seconds = time.perf_counter() - fit_start
@@ -283,7 +262,8 @@ def run(cfg: DictConfig) -> dict:
         "output_dir": str(output_dir),
     }
     if trainer.is_global_zero:
-        log_hparams(trainer, cfg, results)
+        log_final(trainer, tensorboard_hparams(cfg, record),
+                  {f"hp/{split}_acc": results[split]["acc"] for split in ("test", "val") if results[split]})
         write_json(output_dir / "metrics.json", results)
         print_summary(results)
     return results

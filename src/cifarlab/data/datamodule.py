@@ -269,7 +269,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         _positive("num_workers", num_workers, allow_zero=True)
         _positive("val_size", val_size, allow_zero=True)
         _positive("subset", subset, allow_none=True)
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # cifarlab.tracking decides what loggers record
         self.arrays: CIFAR10Arrays | None = None
         self.mean: list[float] = []
         self.std: list[float] = []

@@ -1,0 +1,61 @@
+"""Numbers out of range stop a run with exit 2 before any data loads; every preset and option is in range."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cifarlab.errors import ConfigError
+from cifarlab.validation import Range, check_ranges
+from conftest import CONF, compose_train, run_script, tiny_overrides
+
+OPTIONS = [(group, p.stem) for group in ("model", "optimizer", "scheduler", "trainer", "callbacks", "lr_find",
+                                         "experiment", "debug") for p in sorted((CONF / group).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("group,option", OPTIONS)
+def test_every_preset_and_option_is_in_range(group: str, option: str) -> None:
+    check_ranges(compose_train([f"{group}={option}"]))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["optimizer.lr=-1"], "optimizer.lr=-1 is out of range: it must be a finite number > 0"),
+    (["optimizer.lr=nan"], "optimizer.lr=nan is out of range"),
+    (["optimizer.lr=abc"], "optimizer.lr='abc' is not a number"),
+    (["scheduler.max_lr=0"], "scheduler.max_lr=0 is out of range: it must be a finite number > 0"),
+    (["scheduler.pct_start=1.5"], "scheduler.pct_start=1.5 is out of range: it must be a finite number in (0, 1)"),
+    (["scheduler.div_factor=0"], "scheduler.div_factor=0 is out of range"),
+    (["scheduler=time_budget", "scheduler.budget_s=0"], "scheduler.budget_s=0 is out of range"),
+    (["optimizer=sgd", "optimizer.momentum=1.2"], "optimizer.momentum=1.2 is out of range: it must be a finite number in [0, 1)"),
+    (["optimizer.weight_decay=-1e-4"], "optimizer.weight_decay=-0.0001 is out of range: it must be a finite number >= 0"),
+    (["+optimizer.betas=[0.9,1.0]"], "optimizer.betas=[0.9, 1.0] is out of range: each value must be a finite number in [0, 1)"),
+    (["loss.label_smoothing=2"], "loss.label_smoothing=2 is out of range: it must be a finite number in [0, 1)"),
+    (["lr_find=only", "lr_find.num_steps=0"], "lr_find.num_steps=0 is out of range: it must be a whole number >= 1"),
+    (["lr_find=only", "lr_find.min_lr=2"], "lr_find.min_lr=2 must be below lr_find.max_lr=1.0"),
+    (["model=airbench", "model.widths=[0,256,256]"], "model.widths=[0, 256, 256] is out of range: each value must be a whole number >= 1"),
+    (["model.num_classes=0"], "model.num_classes=0 is out of range"),
+    (["model.logit_scale=inf"], "model.logit_scale=inf is out of range"),
+    (["model.logit_scale=-0.125"], "model.logit_scale=-0.125 is out of range"),
+    (["callbacks=ema", "callbacks.ema.decay=1"], "callbacks.ema.decay=1 is out of range"),
+    (["trainer.limit_val_batches=1.5"], "trainer.limit_val_batches=1.5 is out of range: it must be a fraction of the batches"),
+    (["seed=-1"], "seed=-1 is out of range: it must be a whole number in [0, 4294967295]"),
+])
+def test_bad_numbers_are_named_with_their_range(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_ranges(compose_train(overrides))
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("value,allowed", [(0.5, True), (0, False), (1, False), (float("inf"), False), (True, False),
+                                           ("0.5", False), (None, False)])
+def test_an_open_range_excludes_its_bounds_and_non_numbers(value, allowed: bool) -> None:
+    assert (value in Range(0, 1, low_open=True, high_open=True)) is allowed
+
+
+@pytest.mark.slow
+def test_train_py_exits_2_before_reading_data(tmp_path: Path) -> None:
+    missing = tmp_path / "no-data"  # data would fail to load: the range check must come first
+    proc = run_script("train.py", *tiny_overrides(missing), "scheduler.pct_start=1.5", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: scheduler.pct_start=1.5 is out of range" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "config.yaml").exists()
