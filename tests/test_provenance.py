@@ -43,6 +43,7 @@ def test_every_field_is_present_with_its_type() -> None:
 def test_the_command_is_shell_quoted_and_a_sweep_job_adds_its_own_overrides() -> None:
     assert provenance.command_line(["train.py", "model.note=a b"]) == "train.py 'model.note=a b'"
     assert provenance.command_line(["train.py", "-m", "seed=0,1"], ["seed=1"]) == "train.py -m seed=0,1 # overrides: seed=1"
+    assert provenance.command_line(["train.py", "seed=1", "hydra.run.dir=x"], ["seed=1"]) == "train.py seed=1 hydra.run.dir=x"
 
 
 @pytest.mark.slow  # starts git

@@ -63,11 +63,11 @@ def device_name(on_cuda: bool) -> str:
 
 
 def command_line(argv: list[str], overrides: list[str] | None = None) -> str:
-    """``argv`` as one shell-quoted line; when Hydra's job ``overrides`` are not the arguments themselves
-    (a multirun job, whose ``seed=0,1,2`` became ``seed=1``), they follow as a shell comment:
+    """``argv`` as one shell-quoted line; when some of Hydra's job ``overrides`` are not among the arguments
+    (a multirun job, whose ``seed=0,1,2`` became ``seed=1``), they all follow as a shell comment:
     ``train.py -m seed=0,1 # overrides: seed=1``."""
     line = shlex.join(argv)
-    if overrides and list(overrides) != list(argv[1:]):
+    if overrides and not set(overrides) <= set(argv[1:]):
         line += f" # overrides: {shlex.join(overrides)}"
     return line
 
