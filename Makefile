@@ -2,45 +2,47 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-DATA   ?= ../shared/data
+# the folder holding cifar-10-batches-py/: $CIFARLAB_DATA, else data/ in the checkout (CI: DATA=../shared/data)
+DATA   ?= $(or $(CIFARLAB_DATA),data)
 EXPERIMENT ?= cpu_quick
 FORMAT ?= onnx
 STAMP  := $(VENV)/.installed
+export CIFARLAB_DATA := $(DATA)
 
-.PHONY: help install train train-gpu speedrun lr-find sweep seeds evaluate predict export data-figures app browser test bench clean
+.PHONY: help install train train-gpu speedrun lr-find sweep seeds evaluate predict export data-figures app browser test test-full lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the pinned dependencies
+install: $(STAMP)  ## create .venv and install the pinned dependencies (versions of everything they pull in: constraints.txt)
 
 $(DATA)/cifar-10-batches-py/test_batch:
 	@if [ -x $(DATA)/prepare ]; then $(DATA)/prepare; fi
 
-train: install $(DATA)/cifar-10-batches-py/test_batch  ## the main job: real CIFAR-10, ~10 min on any 2-core CPU (a 450 s training budget; ARGS=... for overrides)
-	$(PY) train.py experiment=cpu_quick data.root=$(DATA) $(ARGS)
+train: install $(DATA)/cifar-10-batches-py/test_batch  ## the main job: real CIFAR-10, ~10 min on any 2-core CPU (EXPERIMENT=cpu_quick; ARGS=... for overrides)
+	$(PY) train.py experiment=$(EXPERIMENT) $(ARGS)
 
 train-gpu: install $(DATA)/cifar-10-batches-py/test_batch  ## Page's 24-epoch ResNet-9 on a GPU (experiment=page_24ep)
-	$(PY) train.py experiment=page_24ep data.root=$(DATA) $(ARGS)
+	$(PY) train.py experiment=page_24ep $(ARGS)
 
 speedrun: install $(DATA)/cifar-10-batches-py/test_batch  ## airbench94 in Lightning on a GPU (experiment=speedrun)
-	$(PY) train.py experiment=speedrun data.root=$(DATA) $(ARGS)
+	$(PY) train.py experiment=speedrun $(ARGS)
 
 lr-find: install $(DATA)/cifar-10-batches-py/test_batch  ## LR range test of a preset (EXPERIMENT=cpu_quick): lr_finder.png/json in the run dir
-	$(PY) train.py experiment=$(EXPERIMENT) lr_find=only data.root=$(DATA) $(ARGS)
+	$(PY) train.py experiment=$(EXPERIMENT) lr_find=only $(ARGS)
 
 sweep: install  ## example multirun: both models, fast_dev_run
-	$(PY) train.py -m model=custom_resnet,resnet18 trainer.fast_dev_run=true data.root=$(DATA) $(ARGS)
+	$(PY) train.py -m model=custom_resnet,resnet18 trainer.fast_dev_run=true $(ARGS)
 
 seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset (EXPERIMENT=cpu_quick): summary.md with mean ± std in the sweep dir
-	$(PY) train.py -m experiment=$(EXPERIMENT) seed=0,1,2 data.root=$(DATA) $(ARGS)
+	$(PY) train.py -m experiment=$(EXPERIMENT) seed=0,1,2 $(ARGS)
 
 evaluate: install  ## test report of a run: predictions.npz, metrics, misclassified and GradCAM grids, curves (CKPT=run dir or .ckpt)
 	$(PY) evaluate.py ckpt_path=$(CKPT) $(ARGS)
@@ -52,7 +54,7 @@ export: install  ## the model for serving, uint8 images in, logits out: model.on
 	$(PY) export.py ckpt_path=$(CKPT) format=$(FORMAT) $(ARGS)
 
 data-figures: install $(DATA)/cifar-10-batches-py/test_batch  ## samples.png and augmentations.png of the training data (no checkpoint)
-	$(PY) data_figures.py data.root=$(DATA) $(ARGS)
+	$(PY) data_figures.py $(ARGS)
 
 app: install  ## start the Gradio app on a checkpoint (CKPT=... run dir or .ckpt; http://127.0.0.1:7860)
 	$(PY) app.py ckpt_path=$(CKPT) $(ARGS)
@@ -61,11 +63,18 @@ browser:  ## Debian's chromium for the browser test (apt-get as root; without it
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
 		|| echo "chromium not installed: the browser test will be skipped"
 
-test: install  ## the test suite (real-data tests skip when $(DATA) is absent, the browser test without chromium); installs no system packages
+test: install  ## the fast tier for the edit loop: every test not marked slow (nothing trains for long or starts a process)
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+test-full: install  ## every test, CI's: real-data tests skip when $(DATA) lacks CIFAR-10, the browser test without chromium
 	$(PY) -m pytest -q $(ARGS)
+
+lint: install  ## ruff: pyflakes and pycodestyle errors (settings in pyproject.toml)
+	$(VENV)/bin/ruff check .
 
 bench: install $(DATA)/cifar-10-batches-py/test_batch  ## images/s of each model: bare step, device augmentation, train.py on each augment_on path
 	$(PY) benchmarks/throughput.py --data-root $(DATA) $(ARGS)
 
-clean:  ## remove outputs and caches (not .venv)
-	rm -rf outputs multirun .pytest_cache
+clean:  ## remove caches (.pytest_cache, __pycache__, .ruff_cache); keeps outputs/, multirun/ and .venv
+	rm -rf .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from cifarlab.cli import exit_on_user_error
@@ -16,7 +17,8 @@ def main(cfg: DictConfig) -> float | None:
     """Returns the held-out validation accuracy (fraction), the objective of Hydra sweepers;
     ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
     with exit_on_user_error(), ddp_job(SCRIPT):
-        held_out = run(cfg).get("val")  # lr_find=only returns no scores
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None  # None: called by a test
+        held_out = run(cfg, overrides=overrides).get("val")  # lr_find=only returns no scores
     return held_out["acc"] if held_out else None
 
 

@@ -17,6 +17,7 @@ Run: ``make bench`` (CPU) or ``python benchmarks/throughput.py --data-root /tmp/
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -109,7 +110,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: 512 on a GPU, 128 on a CPU")
     parser.add_argument("--warmup", type=int, default=None, help="default: 10 on a GPU, 2 on a CPU")
     parser.add_argument("--steps", type=int, default=None, help="timed steps; default: 50 on a GPU, 4 on a CPU")
-    parser.add_argument("--data-root", default="../shared/data", help="folder holding cifar-10-batches-py/")
+    parser.add_argument("--data-root", default=os.environ.get("CIFARLAB_DATA", "data"),
+                        help="folder holding cifar-10-batches-py/ (default: $CIFARLAB_DATA, else data)")
     parser.add_argument("--num-workers", type=int, default=None, help="workers path; default: 8 on a GPU, 0 on a CPU")
     parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default=None,
                         help="default: bf16-mixed on a GPU, the faster one measured on a CPU")

@@ -1,6 +1,9 @@
-"""Shared fixtures: a small generated CIFAR-10 in torchvision's layout, and Hydra composition."""
+"""Shared fixtures: a small generated CIFAR-10 in torchvision's layout, and Hydra composition; and the
+test tiers: tests that use a training fixture are marked ``slow`` at collection (``make test`` runs
+``-m "not slow"``; tests that start a process carry the mark themselves, tests/test_tiers.py checks)."""
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -15,7 +18,9 @@ import cifarlab  # noqa: F401  (registers the resolvers)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-REAL_DATA = ROOT.parent / "shared" / "data"
+REAL_DATA = Path(os.environ.get("CIFARLAB_DATA") or ROOT.parent / "shared" / "data").resolve()
+# Fixtures that train a model: every test using one, directly or through another fixture, is slow.
+TRAINING_FIXTURES = {"trained_run", "short_fit"}
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -46,6 +51,15 @@ def write_cifar(folder: Path, per_class_train: int = 10, per_class_test: int = 1
         (out / name).write_bytes(pickle.dumps(entry))
     (out / "batches.meta").write_bytes(pickle.dumps({"label_names": CLASSES, "num_cases_per_batch": 10 * per_class_train}))
     return folder
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects on the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test whose fixtures (all of them, through other fixtures too) include one of
+    :data:`TRAINING_FIXTURES`."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -93,9 +93,10 @@ def test_examples_are_ten_128px_pngs_one_per_class() -> None:
             assert image.format == "PNG" and image.size == (128, 128) and image.mode == "RGB"
 
 
+@pytest.mark.slow  # reads all of the real CIFAR-10
 @pytest.mark.real_data
 @pytest.mark.skipif(not (REAL_DATA / "cifar-10-batches-py" / "test_batch").is_file(),
-                    reason=f"real CIFAR-10 not found in {REAL_DATA}/cifar-10-batches-py: run ../shared/data/prepare")
+                    reason=f"real CIFAR-10 not found in {REAL_DATA}/cifar-10-batches-py: set CIFARLAB_DATA")
 def test_examples_are_the_first_test_image_of_each_class() -> None:
     from cifarlab.data import load_cifar10
 
@@ -201,7 +202,7 @@ def test_bad_input_raises_a_clear_message(call, message: str, explorer: Explorer
 def test_missing_test_data_disables_only_the_misclassified_tab(trained_run: Path, tmp_path: Path) -> None:
     explorer = Explorer(Run(trained_run, data_root=tmp_path / "nowhere"))
     assert "no CIFAR-10 test set at" in explorer.data_problem
-    with pytest.raises(CifarlabError, match="pass data_root="):
+    with pytest.raises(CifarlabError, match="pass data.root="):
         explorer.misclassified(True, 5)
     assert len(explorer.predict(str(example_paths()[2]), 3)) == 3
     build_app(explorer)  # the UI still builds, with the message in the tab
@@ -245,6 +246,7 @@ def test_a_taken_port_is_a_clear_error(explorer: Explorer) -> None:
             launch(build_app(explorer), "127.0.0.1", port, block=False)
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("args, status, message", [
     ((), 2, "error: ckpt_path is not set"),
     (("ckpt_path=x", "server_port=http"), 1, "server_port"),  # wrong type

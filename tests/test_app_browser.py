@@ -23,9 +23,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
-                                reason=f"Debian's chromium is not installed at {CHROMIUM}: `make browser` "
-                                       "(apt-get install -y chromium) installs it")
+pytestmark = [
+    pytest.mark.slow,  # starts chromium, and trains through test_app's fixtures
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"Debian's chromium is not installed at {CHROMIUM}: `make browser` "
+                                                      "(apt-get install -y chromium) installs it"),
+]
 
 
 @pytest.fixture(scope="module")

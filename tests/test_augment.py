@@ -111,6 +111,7 @@ def test_device_only_transform_on_workers_is_refused(cifar_root: Path) -> None:
         dm.setup("fit")
 
 
+@pytest.mark.slow  # over 2 s on 2 cores: two epochs of device augmentation
 def test_device_batches_cover_each_image_once_and_are_seeded(cifar_root: Path) -> None:
     def batches(seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         dm = CIFAR10DataModule(root=str(cifar_root), batch_size=32, download=False, train_transforms=PAGE,

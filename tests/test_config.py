@@ -82,6 +82,7 @@ def test_default_trainer_uses_one_device() -> None:
     assert compose_train([]).trainer.devices == 1
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("override,message", [
     ("trainer.max_epochs=ten", "full_key: trainer.max_epochs"),
     ("data.batch_size=abc", "full_key: data.batch_size"),

@@ -150,7 +150,8 @@ def test_split_larger_than_the_data_is_rejected(cifar_root: Path) -> None:
 
 
 def test_missing_data_names_the_path_and_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"nowhere.*cifar-10-batches-py lacks data_batch_1.*data.root"):
+    with pytest.raises(DataError, match=r"nowhere.*cifar-10-batches-py lacks data_batch_1.*Put cifar-10-batches-py/ "
+                                        r"under data/ in the checkout, or set CIFARLAB_DATA"):
         load_cifar10(tmp_path / "nowhere")
 
 

@@ -22,6 +22,7 @@ SETS = {"fdr": {"fast_dev_run": True}, "overfit": {"overfit_batches": 3, "max_ep
 STEPS = {"fdr": 1, "overfit": 3 * 2, "limit": 5 * 2, "profiler": 5}
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize("preset", PRESETS)
 def test_debug_preset_runs(preset: str, cifar_root: Path, tmp_path: Path) -> None:
     overrides = tiny_overrides(cifar_root) + [f"debug={preset}", "data.subset=100"]

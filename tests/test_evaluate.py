@@ -86,6 +86,7 @@ def test_bad_settings_fail_before_any_output(run: Run, tmp_path: Path, settings,
     assert not out.exists()
 
 
+@pytest.mark.slow  # starts a process
 def test_cli_report_and_errors(trained_run: Path, run: Run, tmp_path: Path) -> None:
     ok = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.num_misclassified=3",
                     f"hydra.run.dir={tmp_path / 'ok'}")
@@ -100,6 +101,7 @@ def test_cli_report_and_errors(trained_run: Path, run: Run, tmp_path: Path) -> N
     assert layer.returncode == 2 and "valid names" in layer.stderr
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("override,message", [
     ("eval.num_misclassifed=3", "eval.num_misclassifed"),  # unknown key (typo)
     ("eval.num_misclassified=abc", "eval.num_misclassified"),  # wrong type
@@ -115,6 +117,7 @@ def test_bad_overrides_exit_non_zero_naming_the_key_without_a_traceback(override
     assert not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.slow  # starts a process
 def test_data_figures_draws_samples_and_augmentations(cifar_root: Path, tmp_path: Path) -> None:
     proc = run_script("data_figures.py", f"data.root={cifar_root}", "num_samples=10", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -19,6 +19,7 @@ from conftest import ROOT, compose_train, run_script, tensorboard_hparams_row, t
 FIT = ["data.subset=200", "trainer.max_epochs=4", "data/augmentation=none"]
 
 
+@pytest.mark.slow  # trains
 def test_lr_find_only_writes_the_curve_and_a_suggestion_inside_the_range(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + FIT + [
         "lr_find=only", "lr_find.num_steps=30", "lr_find.min_lr=1e-5", "lr_find.max_lr=1.0"], tmp_path)
@@ -31,6 +32,7 @@ def test_lr_find_only_writes_the_curve_and_a_suggestion_inside_the_range(cifar_r
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow  # trains
 def test_lr_find_apply_trains_with_the_suggestion(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + FIT + ["lr_find=apply", "lr_find.num_steps=30"], tmp_path)
     results = run(cfg)
@@ -61,6 +63,7 @@ def kill_mid_epoch(args: list[str], last: Path, steps_per_epoch: int) -> int:
         proc.wait()
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("path", [["data.augment_on=workers", "data.num_workers=2"], ["data.augment_on=device"]],
                          ids=["workers", "device"])
 def test_a_run_killed_mid_epoch_resumes_into_its_own_dir_as_if_unbroken(path: list[str], cifar_root: Path,
@@ -91,11 +94,13 @@ def test_a_run_killed_mid_epoch_resumes_into_its_own_dir_as_if_unbroken(path: li
     assert not (tmp_path / "resume_log" / "metrics.json").exists()
 
 
+@pytest.mark.slow  # starts a process
 def test_resume_of_a_dir_without_checkpoint_says_so(tmp_path: Path) -> None:
     proc = run_script("train.py", f"resume={tmp_path}", f"hydra.run.dir={tmp_path / 'log'}")
     assert proc.returncode == 2 and "config.yaml is missing" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # trains
 def test_early_stopping_on_the_test_set_is_refused(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + ["callbacks=early_stopping", "trainer.fast_dev_run=true"], tmp_path)
     with pytest.raises(ConfigError, match="callbacks.early_stopping stops early on val/acc while data.val_size=0"):
@@ -105,6 +110,7 @@ def test_early_stopping_on_the_test_set_is_refused(cifar_root: Path, tmp_path: P
     assert run(held_out)["val"] is not None
 
 
+@pytest.mark.slow  # trains
 def test_hparams_reach_tensorboard_with_the_final_metrics(cifar_root: Path, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -9,8 +9,9 @@ from conftest import REAL_DATA
 
 pytestmark = [
     pytest.mark.real_data,
+    pytest.mark.slow,  # reads all of CIFAR-10 (180 MB)
     pytest.mark.skipif(not (REAL_DATA / "cifar-10-batches-py" / "test_batch").is_file(),
-                       reason=f"real CIFAR-10 not found in {REAL_DATA}/cifar-10-batches-py: run ../shared/data/prepare"),
+                       reason=f"real CIFAR-10 not found in {REAL_DATA}/cifar-10-batches-py: set CIFARLAB_DATA"),
 ]
 
 PUBLISHED_MEAN = (0.4914, 0.4822, 0.4465)  # official release, pixel/255

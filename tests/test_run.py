@@ -87,7 +87,7 @@ def test_missing_broken_and_empty(tmp_path: Path) -> None:
 
 
 def test_no_test_set_at_the_data_root_says_to_pass_data_root(trained_run: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=f"no CIFAR-10 test set at {tmp_path}.*pass data_root="):
+    with pytest.raises(DataError, match=f"no CIFAR-10 test set at {tmp_path}.*pass data\\.root="):
         Run(trained_run, data_root=tmp_path).test_set()
 
 

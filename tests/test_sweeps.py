@@ -33,6 +33,7 @@ def rows(sweep_dir: Path, kind: str) -> list[dict]:
     return [r for r in csv.DictReader((sweep_dir / "summary.csv").open()) if r["kind"] == kind]
 
 
+@pytest.mark.slow  # trains
 def test_train_returns_the_held_out_accuracy_of_the_tested_weights(cifar_root: Path, tmp_path: Path) -> None:
     value = train_main()(compose_train(held_out(cifar_root), tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -42,12 +43,14 @@ def test_train_returns_the_held_out_accuracy_of_the_tested_weights(cifar_root: P
     assert tested == f"epoch000-val_acc{value:.4f}.ckpt"
 
 
+@pytest.mark.slow  # trains
 def test_train_returns_none_without_a_held_out_split(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + ["trainer.fast_dev_run=true", "data.val_size=0"], tmp_path)
     assert train_main()(cfg) is None
     assert json.loads((tmp_path / "metrics.json").read_text())["val"] is None
 
 
+@pytest.mark.slow  # starts a process
 def test_two_job_multirun_writes_the_summary_with_mean_and_std(cifar_root: Path, tmp_path: Path) -> None:
     proc = run_script("train.py", "-m", *held_out(cifar_root), "seed=0,1", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -101,6 +104,7 @@ def optuna_search(cifar_root: Path, sweep_dir: Path, n_trials: int):
                       *held_out(cifar_root), f"hydra.sweep.dir={sweep_dir}")
 
 
+@pytest.mark.slow  # starts a process
 def test_optuna_searches_on_the_held_out_split_and_resumes_from_its_storage(cifar_root: Path, tmp_path: Path) -> None:
     proc = optuna_search(cifar_root, tmp_path, n_trials=2)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -130,6 +134,7 @@ def test_optuna_searches_on_the_held_out_split_and_resumes_from_its_storage(cifa
     assert best.best_value == max(t.value for t in study.trials if t.value is not None)
 
 
+@pytest.mark.slow  # starts a process
 def test_an_optimising_sweep_without_a_held_out_split_is_refused(cifar_root: Path, tmp_path: Path) -> None:
     proc = run_script("train.py", "-m", "hparams_search=optuna", *tiny_overrides(cifar_root), "data.val_size=0",
                       f"hydra.sweep.dir={tmp_path / 'sweep'}")

@@ -17,6 +17,7 @@ from cifarlab.data.augment import build_eval_transform
 from conftest import compose_train, run_script, tiny_overrides
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize("model", ["custom_resnet", "resnet18"])
 def test_fast_dev_run_fits_and_tests(model: str, cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [f"model={model}", "trainer.fast_dev_run=true"], tmp_path)
@@ -73,6 +74,7 @@ def test_checkpoint_loads_weights_only_and_reproduces_test_accuracy(short_fit: t
     assert correct / 100 == pytest.approx(results["test"]["acc"], abs=1e-6)
 
 
+@pytest.mark.slow  # trains
 def test_held_out_validation_tests_the_best_checkpoint(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [
         "data.val_size=100", "data.subset=100", "trainer.max_epochs=2", "data/augmentation=none"], tmp_path)
@@ -82,6 +84,7 @@ def test_held_out_validation_tests_the_best_checkpoint(cifar_root: Path, tmp_pat
     assert results["validation"] == "held_out" and 0.0 <= results["val"]["acc"] <= 1.0
 
 
+@pytest.mark.slow  # trains
 def test_test_false_chooses_on_the_held_out_split_without_testing(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [
         "data.val_size=100", "data.subset=100", "trainer.max_epochs=1", "data/augmentation=none", "test=false"], tmp_path)
@@ -91,6 +94,7 @@ def test_test_false_chooses_on_the_held_out_split_without_testing(cifar_root: Pa
     assert json.loads((tmp_path / "metrics.json").read_text())["test"] is None
 
 
+@pytest.mark.slow  # starts a process
 def test_multirun_sweeps_two_models(cifar_root: Path, tmp_path: Path) -> None:
     proc = run_script("train.py", "-m", "model=custom_resnet,resnet18", "trainer.fast_dev_run=true",
                       *tiny_overrides(cifar_root), f"hydra.sweep.dir={tmp_path}")
@@ -99,6 +103,7 @@ def test_multirun_sweeps_two_models(cifar_root: Path, tmp_path: Path) -> None:
     assert models == ["CustomResNet", "ResNet18"]
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("override,message", [
     ("model=resnet1000", "Could not find 'model/resnet1000'"),
     ("data.batch_size=0", "data.batch_size must be a positive integer, got 0"),
@@ -112,6 +117,7 @@ def test_bad_input_exits_non_zero_with_a_message(override: str, message: str, ci
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # starts a process
 def test_truncated_batch_exits_non_zero(cifar_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "data"
     shutil.copytree(cifar_root, root)
@@ -122,6 +128,7 @@ def test_truncated_batch_exits_non_zero(cifar_root: Path, tmp_path: Path) -> Non
     assert "data_batch_2 is truncated" in proc.stderr, proc.stderr[-3000:]
 
 
+@pytest.mark.slow  # trains
 def test_device_path_fit_loss_falls(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [
         "data.augment_on=device", "data/augmentation=page", "data.subset=200", "trainer.max_epochs=2",
@@ -136,6 +143,7 @@ def test_device_path_fit_loss_falls(cifar_root: Path, tmp_path: Path) -> None:
 PRESETS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "experiment").glob("*.yaml"))
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_runs_fast_dev_run_on_cpu(preset: str, cifar_root: Path, tmp_path: Path) -> None:
     """A glob over conf/experiment: a new preset is covered without editing this test. Batch, precision
@@ -148,6 +156,7 @@ def test_every_preset_runs_fast_dev_run_on_cpu(preset: str, cifar_root: Path, tm
     assert results["accelerator"] == "CPUAccelerator"
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize("cycle_momentum", [False, True])
 def test_cycle_momentum_off_keeps_sgd_momentum_at_0_9(cycle_momentum: bool, cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [
@@ -160,6 +169,7 @@ def test_cycle_momentum_off_keeps_sgd_momentum_at_0_9(cycle_momentum: bool, cifa
     assert len(momenta) > 1 if cycle_momentum else momenta == {0.9}, momenta
 
 
+@pytest.mark.slow  # starts a process
 def test_nan_loss_stops_the_run_with_a_message(cifar_root: Path, tmp_path: Path) -> None:
     proc = run_script("train.py", *tiny_overrides(cifar_root), "model.logit_scale=nan", "data.subset=100",
                       "trainer.max_epochs=1", "callbacks.finite_loss.every_n_steps=2", f"hydra.run.dir={tmp_path}")
@@ -168,6 +178,7 @@ def test_nan_loss_stops_the_run_with_a_message(cifar_root: Path, tmp_path: Path)
     assert "Traceback" not in proc.stderr and not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.slow  # starts a process
 def test_a_run_too_short_for_one_cycle_names_the_steps_and_phases(cifar_root: Path, tmp_path: Path) -> None:
     proc = run_script("train.py", *tiny_overrides(cifar_root), "data.subset=80", "trainer.max_epochs=1",
                       f"hydra.run.dir={tmp_path}")
@@ -175,6 +186,7 @@ def test_a_run_too_short_for_one_cycle_names_the_steps_and_phases(cifar_root: Pa
     assert "OneCycleLR cannot schedule 4 steps with scheduler.pct_start=0.25: its phases would last 0, 3 steps" in proc.stderr
 
 
+@pytest.mark.slow  # trains
 def test_time_budget_run_writes_a_checkpoint_that_loads_weights_only(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(["experiment=cpu_quick"] + tiny_overrides(cifar_root) + [
         "data.subset=100", "trainer.max_epochs=1", "scheduler.budget_s=600"], tmp_path)

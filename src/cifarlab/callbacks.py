@@ -13,18 +13,48 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import (
-    Callback, EMAWeightAveraging, ModelCheckpoint, ProgressBar, RichProgressBar, WeightAveraging,
+    Callback, EMAWeightAveraging, ModelCheckpoint, ProgressBar, RichProgressBar, Timer, WeightAveraging,
 )
 from lightning.pytorch.trainer.states import TrainerFn
 
 from cifarlab.errors import CifarlabError
+from cifarlab.schedules import TimeBudgetOneCycle
+
+
+def budget_left_s(trainer: L.Trainer) -> float | None:
+    """Seconds left of the run's time budget, >= 0: ``trainer.max_time``'s (Lightning's ``Timer``, which
+    stops the run), else a :class:`~cifarlab.schedules.TimeBudgetOneCycle` schedule's; ``None`` for a
+    run that ends after its epochs or steps."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, Timer) and callback.time_remaining() is not None:
+            return max(0.0, callback.time_remaining())
+    for config in trainer.lr_scheduler_configs:
+        if isinstance(config.scheduler, TimeBudgetOneCycle):
+            return config.scheduler.budget_s * (1 - config.scheduler.progress)
+    return None
+
+
+def one_per_name(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The progress-bar ``metrics`` whose names start with ``prefix``, one value per name:
+    ``train/loss_step`` and ``train/loss_epoch`` become one ``train/loss`` holding the step's value
+    (the ``_epoch`` one is the previous epoch's mean until this epoch ends)."""
+    values: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if not key.startswith(prefix):
+            continue
+        name = key.removesuffix("_step").removesuffix("_epoch")
+        if key.endswith("_step") or name not in values:
+            values[name] = value
+    return values
 
 
 class LineProgressBar(ProgressBar):
     """Progress as whole lines, every ``refresh_rate`` training batches and after each
     validation, so that output redirected to a log file stays readable (no carriage returns).
 
-    Example line: ``epoch 1/2  step 40/147 (27%)  train/loss 1.621  train/acc 0.412  163 img/s  eta 0:06:12``.
+    Example line: ``epoch 1/2  step 40/147 (27%)  train/loss 1.6210  train/acc 0.4120  163 img/s  eta 0:06:12``;
+    for a run with a time budget (:func:`budget_left_s`), which stops before its last epoch, the epoch
+    count and eta give way to the budget: ``epoch 1  step 40/391 (10%)  ...  163 img/s  budget 212 s left``.
     """
 
     def __init__(self, refresh_rate: int = 50) -> None:
@@ -41,8 +71,11 @@ class LineProgressBar(ProgressBar):
         self._enabled = True
 
     def _metrics(self, trainer: L.Trainer, prefix: str) -> str:
-        items = [(k, v) for k, v in trainer.progress_bar_metrics.items() if k.startswith(prefix)]
-        return "  ".join(f"{k.removesuffix('_step').removesuffix('_epoch')} {float(v):.4f}" for k, v in items)
+        return "  ".join(f"{k} {float(v):.4f}" for k, v in one_per_name(trainer.progress_bar_metrics, prefix).items())
+
+    @staticmethod
+    def _epoch(trainer: L.Trainer, budget: float | None) -> str:
+        return f"epoch {trainer.current_epoch + 1}" + ("" if budget is not None else f"/{trainer.max_epochs}")
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start, self._images = time.perf_counter(), 0
@@ -56,28 +89,48 @@ class LineProgressBar(ProgressBar):
             return
         elapsed = time.perf_counter() - self._epoch_start
         speed = self._images / max(elapsed, 1e-9)
-        eta = f"  eta {timedelta(seconds=round(elapsed / done * (total - done)))}" if isinstance(total, int) else ""
+        budget = budget_left_s(trainer)
+        if budget is not None:
+            eta = f"  budget {budget:.0f} s left"
+        else:
+            eta = f"  eta {timedelta(seconds=round(elapsed / done * (total - done)))}" if isinstance(total, int) else ""
         pct = f" ({100 * done / total:.0f}%)" if isinstance(total, int) else ""
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  step {done}/{total}{pct}  "
+        print(f"{self._epoch(trainer, budget)}  step {done}/{total}{pct}  "
               f"{self._metrics(trainer, 'train/')}  {speed:.0f} img/s{eta}", flush=True)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._enabled and not trainer.sanity_checking:
-            print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {self._metrics(trainer, 'val/')}", flush=True)
+            print(f"{self._epoch(trainer, budget_left_s(trainer))}  {self._metrics(trainer, 'val/')}", flush=True)
 
 
 class RichBar(RichProgressBar):
     """Rich's live bar, whose position moves every batch but whose metrics are read (a host-device
-    sync each time) only every ``metrics_every`` batches and at the epoch's end."""
+    sync each time) only every ``metrics_every`` batches and at the epoch's end. A run with a time
+    budget (:func:`budget_left_s`) shows ``Epoch 0 · budget 212 s left`` instead of ``Epoch 0/9``,
+    refreshed with the metrics."""
 
     def __init__(self, metrics_every: int = 50) -> None:
         super().__init__(refresh_rate=1)
         self.metrics_every = max(1, int(metrics_every))
 
+    def _get_train_description(self, current_epoch: int) -> str:
+        budget = budget_left_s(self.trainer)
+        if budget is None:
+            return super()._get_train_description(current_epoch)
+        return f"Epoch {current_epoch} · budget {budget:.0f} s left"
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """Lightning's metrics, ``train/loss_step`` and ``train/loss_epoch`` shown once as ``train/loss``."""
+        return one_per_name(super().get_metrics(trainer, pl_module))
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if (batch_idx + 1) % self.metrics_every == 0:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            if self.progress is not None and self.train_progress_bar_id is not None:
+                description = self._get_train_description(trainer.current_epoch)
+                style = self.theme.description
+                self.progress.update(self.train_progress_bar_id, description=f"[{style}]{description}" if style else description)
             return
         if not self.is_disabled and self.train_progress_bar_id is None:
             self._initialize_train_progress_bar_id()

@@ -144,11 +144,16 @@ def run_name(output_dir: str) -> str:
 
 def register_resolvers() -> None:
     """``${best_precision:ACCELERATOR}``, ``${on_gpu:ACCELERATOR}``, ``${devices_per_node:DEVICES}``,
-    ``${rank_zero:VALUE}``, ``${run_name:OUTPUT_DIR}`` and ``${run_suffix:}`` (6 random hex digits,
-    fixed per process, so that two runs started in the same second get different output dirs)."""
+    ``${rank_zero:VALUE}``, ``${run_name:OUTPUT_DIR}``, ``${run_suffix:}`` (6 random hex digits, fixed per
+    process, so that two runs started in the same second get different output dirs), and for a resumed run's log
+    ``${run_dir:RESUME,TASK_NAME,NEW_DIR}`` and ``${hydra_subdir:RESUME,TASK_NAME}`` (:mod:`cifarlab.resume`)."""
+    from cifarlab.resume import hydra_subdir_resolver, run_dir_resolver
+
     OmegaConf.register_new_resolver("best_precision", best_precision, replace=True)
     OmegaConf.register_new_resolver("on_gpu", on_gpu, replace=True)
     OmegaConf.register_new_resolver("devices_per_node", devices_per_node, replace=True)
     OmegaConf.register_new_resolver("rank_zero", rank_zero, replace=True)
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("run_suffix", lambda: secrets.token_hex(3), use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("run_dir", run_dir_resolver, replace=True)
+    OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir_resolver, use_cache=True, replace=True)

@@ -174,14 +174,14 @@ class Run:
 
         Raises:
             DataError: no data root known or no test set there (the message says to pass
-                ``data_root=``); malformed files (see :func:`cifarlab.data.load_cifar10`).
+                ``data.root=``); malformed files (see :func:`cifarlab.data.load_cifar10`).
         """
         from cifarlab.data import BASE_FOLDER, load_cifar10
 
         folder = self.data_root / BASE_FOLDER if self.data_root else None
         if folder is None or not (folder / "test_batch").is_file():
             raise DataError(f"no CIFAR-10 test set at {folder or 'a data root the checkpoint records'}: "
-                            f"pass data_root=<the folder holding {BASE_FOLDER}/>")
+                            f"pass data.root=<the folder holding {BASE_FOLDER}/>")
         arrays = load_cifar10(self.data_root)
         return arrays.test_images, arrays.test_labels
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
+from cifarlab import provenance
 from cifarlab.callbacks import Throughput
 from cifarlab.data import CIFAR10DataModule
 from cifarlab.distributed import requeued_checkpoint
@@ -26,6 +27,7 @@ from cifarlab.module import ImageClassifier
 from cifarlab.tracking import (check_logger_packages, hydra_record, log_final, log_params, tensorboard_hparams,
                                tracker_params)
 from cifarlab.validation import check_ranges
+from cifarlab.resume import resumed_config
 
 log = logging.getLogger(__name__)
 METRICS_SCHEMA = "cifarlab.train/1"
@@ -95,26 +97,6 @@ def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, 
     return checkpoint.best_model_path, "best"
 
 
-def resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path]:
-    """For ``resume=<run dir>``: that run's saved config (its ``config.yaml``) with ``resume`` set, and its
-    ``checkpoints/last.ckpt``. Overrides given with ``resume`` are ignored, so the run continues as it began.
-
-    Raises:
-        ConfigError: no such run dir, no ``config.yaml`` or no ``last.ckpt`` in it.
-    """
-    run_dir = Path(cfg.resume).expanduser().resolve()
-    saved, ckpt = run_dir / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
-    for path in (saved, ckpt):
-        if not path.is_file():
-            raise ConfigError(
-                f"resume={cfg.resume}: {path} is missing. Point resume at a train.py run dir that wrote a checkpoint "
-                "(outputs/<task>/runs/<run>); a run killed before its first checkpoint cannot be continued."
-            )
-    resumed = OmegaConf.load(saved)
-    with open_dict(resumed):
-        resumed.resume = str(run_dir)
-        resumed.paths.output_dir = str(run_dir)
-    return resumed, ckpt
 
 
 def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
@@ -178,12 +160,15 @@ def print_summary(results: dict) -> None:
     Console().print(table)
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     """Train ``cfg.model`` on CIFAR-10, test it once and write ``metrics.json`` to ``cfg.paths.output_dir``.
 
     ``lr_find=only`` runs the LR range test alone and returns ``{"lr_find": ...}``; ``lr_find=apply``
-    runs it, then trains with ``scheduler.max_lr`` set to its suggestion. ``resume=<run dir>``
-    continues that run from its ``last.ckpt`` into the same dir.
+    runs it, then trains with ``scheduler.max_lr`` set to its suggestion. ``resume=<run dir>`` (or
+    ``last``) continues that run from its ``last.ckpt`` into the same dir, refusing ``overrides``
+    (the command line's, ``HydraConfig.get().overrides.task``; ``None`` without one) that it would
+    not apply: :func:`cifarlab.resume.resumed_config`. ``overrides`` are also recorded in
+    ``metrics.json``'s ``provenance.command``.
 
     Returns the results written to ``metrics.json`` (schema ``cifarlab.train/1``, README): ``test.acc``
     as a fraction in [0, 1] (``test`` is None with ``test=false``), ``val`` the same weights on the
@@ -196,7 +181,7 @@ def run(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     ckpt_to_resume = None
     if cfg.get("resume"):
-        cfg, ckpt_to_resume = resumed_config(cfg)
+        cfg, ckpt_to_resume = resumed_config(cfg, overrides)
     check_ranges(cfg)
     check_logger_packages(cfg.get("logger"))
     keep_selection_off_the_test_set(cfg)
@@ -260,6 +245,7 @@ def run(cfg: DictConfig) -> dict:
         "data": {"root": str(datamodule.hparams.root), "mean": datamodule.mean, "std": datamodule.std,
                  "checksum": datamodule.checksum.to_dict()},
         "output_dir": str(output_dir),
+        "provenance": provenance.collect(on_cuda=trainer.strategy.root_device.type == "cuda", overrides=overrides),
     }
     if trainer.is_global_zero:
         log_final(trainer, tensorboard_hparams(cfg, record),

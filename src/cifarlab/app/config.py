@@ -2,18 +2,19 @@
 an unknown key or a value of the wrong type fails when the config is composed, naming the key."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
 from cifarlab.errors import ConfigError
+from cifarlab.reports.config import DataRoot
 
 
 @dataclass
 class AppConfig:
     ckpt_path: Optional[str] = None  # a train.py run dir (its tested checkpoint) or a .ckpt file
-    data_root: Optional[str] = None  # holds cifar-10-batches-py/; None: the one the checkpoint records
+    data: DataRoot = field(default_factory=DataRoot)  # data.root: the test set's folder; None: the checkpoint's
     eval_dir: Optional[str] = None  # an evaluate.py output dir of this checkpoint (its predictions.npz)
     server_name: str = "127.0.0.1"
     server_port: int = 7860  # the environment variable GRADIO_SERVER_PORT overrides it

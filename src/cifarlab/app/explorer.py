@@ -112,7 +112,7 @@ class Explorer:
             logits, indices = torch.from_numpy(saved["logits"]), saved["indices"]
             if not np.array_equal(saved["labels"], labels[indices]):
                 raise DataError(f"the labels in {npz} differ from those of the test set at {self.run.data_root}: "
-                                "give the data_root that evaluate.py used")
+                                "give the data.root that evaluate.py used")
         return Mistakes.find(images[indices], labels[indices], logits, indices)
 
     def mistakes(self) -> Mistakes:

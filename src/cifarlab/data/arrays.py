@@ -147,9 +147,9 @@ def ensure_cifar10(root: str | Path, download: bool = False) -> Path:
     if not missing:
         return folder
     how = (
-        f"Provide the data: point data.root at the folder that holds {BASE_FOLDER}/ "
-        "(here: data.root=../shared/data after running ../shared/data/prepare), "
-        "or run once with data.download=true where https://www.cs.toronto.edu is reachable."
+        f"Put {BASE_FOLDER}/ under data/ in the checkout, or set CIFARLAB_DATA to the folder that holds it "
+        "(conf/local/README.md; data.root=... for one run); or run once with data.download=true where "
+        "https://www.cs.toronto.edu is reachable."
     )
     if not download:
         raise DataError(f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}. {how}")

@@ -26,6 +26,13 @@ class Paths:
 
 
 @dataclass
+class DataRoot:
+    """``data``: where the test set is read from."""
+
+    root: Optional[str] = None  # holds cifar-10-batches-py/; None: the data.root the checkpoint records
+
+
+@dataclass
 class GradcamSettings:
     target_layer: Optional[str] = None
     image_weight: float = 0.5
@@ -53,7 +60,7 @@ class ReportSettings:
 @dataclass
 class EvalConfig:
     ckpt_path: Optional[str] = None
-    data_root: Optional[str] = None
+    data: DataRoot = field(default_factory=DataRoot)
     batch_size: int = 500
     precision: Optional[str] = None
     model: Optional[Any] = None

@@ -130,7 +130,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     """
     if not cfg.ckpt_path:
         raise ConfigError("no checkpoint given: pass ckpt_path=<train.py run dir or .ckpt file>")
-    run = Run(cfg.ckpt_path, data_root=cfg.data_root, precision=cfg.precision)
+    run = Run(cfg.ckpt_path, data_root=cfg.data.root, precision=cfg.precision)
     if cfg.model and cfg.model["_target_"] != run.net_target:
         raise ConfigError(f"{run.ckpt_path} holds a {run.net_name}, not the requested "
                           f"{cfg.model['_target_'].rsplit('.', 1)[-1]}: drop the model= override or pick a "
