@@ -208,11 +208,11 @@ def robustness_table(results: dict) -> Table:
     per corruption, and in the caption the mean over all and the relative mCE against a baseline."""
     relative = (f"; relative mCE {results['relative_mce']:.3f} against {results['baseline']}"
                 if results["relative_mce"] is not None else "")
-    table = Table(title=f"accuracy under corruption ({results['images']} test images, seed {results['seed']}; "
-                        f"clean {100 * results['clean_acc']:.1f} %)",
+    table = Table(title=f"accuracy in % at corruption severity 1-{results['severities']} ({results['images']} test "
+                        f"images, seed {results['seed']}; clean {100 * results['clean_acc']:.1f} %)",
                   caption=f"mean corruption accuracy {100 * results['mean_corruption_acc']:.2f} %{relative}")
-    table.add_column("corruption")
-    for column in [f"severity {s}" for s in range(1, results["severities"] + 1)] + ["mean"]:
+    table.add_column("corruption", no_wrap=True)
+    for column in [str(s) for s in range(1, results["severities"] + 1)] + ["mean"]:
         table.add_column(column, justify="right")
     for name, accs in results["corruptions"].items():
         table.add_row(name, *(f"{100 * a:.1f}" for a in accs + [float(np.mean(accs))]))
