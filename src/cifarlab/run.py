@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from torch import nn
 from cifarlab.config import best_precision
 from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.tta import tta_logits
+
+if TYPE_CHECKING:
+    from cifarlab.data import CIFAR10Arrays
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +200,8 @@ class Run:
         arrays = self._arrays()
         return arrays.train_images[-n:], arrays.train_labels[-n:]
 
-    def _arrays(self):
+    def _arrays(self) -> CIFAR10Arrays:
+        """All of CIFAR-10 at ``data_root`` (see :meth:`test_set`)."""
         from cifarlab.data import BASE_FOLDER, load_cifar10
 
         folder = self.data_root / BASE_FOLDER if self.data_root else None

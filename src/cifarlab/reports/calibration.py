@@ -109,8 +109,8 @@ def save_reliability_diagram(logits: torch.Tensor, labels: torch.Tensor, tempera
     panels = [("test set", logits)] + ([(f"after temperature {temperature:.2f}", logits / temperature)]
                                        if temperature else [])
     fig = Figure(figsize=(5 * len(panels), 5))
-    for ax, (title, logits) in zip(fig.subplots(1, len(panels), squeeze=False).ravel(), panels):
-        acc, conf, count = reliability_bins(logits, labels)
+    for ax, (title, panel_logits) in zip(fig.subplots(1, len(panels), squeeze=False).ravel(), panels):
+        acc, conf, count = reliability_bins(panel_logits, labels)
         shown = count > 0
         centres = (np.arange(BINS) + 0.5) / BINS
         ax.bar(centres[shown], acc[shown], width=1 / BINS, edgecolor="black", color="tab:blue", label="accuracy")
