@@ -18,8 +18,8 @@ from cifarlab.app.ui import build_app, launch, resolve_port
 from cifarlab.app.uploads import read_upload, to_cifar, to_rgb
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.examples import CLASS_NAMES, TEST_INDICES, example_paths
-from cifarlab.reports.config import ReportSettings
-from cifarlab.reports.evaluate import write_report
+from cifarlab.reports.config import ReportSettings, RobustnessSettings
+from cifarlab.reports.evaluate import SCHEMA, write_report
 from cifarlab.run import Run
 from conftest import CLASSES, REAL_DATA, run_script
 
@@ -210,7 +210,8 @@ def test_missing_test_data_disables_only_the_misclassified_tab(trained_run: Path
 
 def test_eval_dir_gives_the_same_misclassified_images_from_predictions_npz(trained_run: Path, explorer: Explorer,
                                                                            tmp_path: Path) -> None:
-    write_report(explorer.run, tmp_path, ReportSettings(num_misclassified=1))
+    write_report(explorer.run, tmp_path, ReportSettings(num_misclassified=1,
+                                                       robustness=RobustnessSettings(enabled=False)))
     from_report = Explorer(Run(trained_run), eval_dir=tmp_path)
     assert from_report.data_problem is None and from_report.test_summary() == explorer.test_summary()
     got, want = from_report.misclassified(True, MAX_SHOWN), explorer.misclassified(True, MAX_SHOWN)
@@ -219,10 +220,10 @@ def test_eval_dir_gives_the_same_misclassified_images_from_predictions_npz(train
 
 
 def test_eval_dir_of_another_checkpoint_is_refused_in_the_tab(trained_run: Path, tmp_path: Path) -> None:
-    (tmp_path / "metrics.json").write_text('{"schema": "cifarlab.eval/1", "checkpoint": {"sha256": "0"}}')
+    (tmp_path / "metrics.json").write_text(f'{{"schema": "{SCHEMA}", "checkpoint": {{"sha256": "0"}}}}')
     np.savez(tmp_path / "predictions.npz", logits=np.zeros((1, 10), np.float32), labels=[0], indices=[0])
     explorer = Explorer(Run(trained_run), eval_dir=tmp_path)
-    assert "is not a report (cifarlab.eval/1) of" in explorer.data_problem
+    assert f"is not a report ({SCHEMA}) of" in explorer.data_problem
     with pytest.raises(CifarlabError, match="leave eval_dir unset"):
         explorer.test_summary()
 

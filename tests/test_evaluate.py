@@ -1,5 +1,5 @@
 """evaluate.py on a run trained on the fixture: files, sizes, predictions.npz against Run.predict,
-parity with train.py's test, errors; data_figures.py."""
+parity with train.py's test, calibration and robustness entries, errors; data_figures.py."""
 from __future__ import annotations
 
 import json
@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 from cifarlab.errors import ConfigError
-from cifarlab.reports.config import TTA, GradcamSettings, ReportSettings
+from cifarlab.reports.config import TTA, GradcamSettings, ReportSettings, RobustnessSettings
 from cifarlab.reports.evaluate import SCHEMA, write_report
 from cifarlab.reports.gradcam import gradcam, layer_names
+from cifarlab.reports.robustness import select_images
 from cifarlab.run import Run
 from conftest import run_script
 
@@ -24,9 +25,11 @@ def run(trained_run: Path) -> Run:
 
 
 @pytest.fixture(scope="module")
-def report(run: Run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def report(run: Run, trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("eval")
-    return out, write_report(run, out, ReportSettings(num_misclassified=4, image_size=64, tta=TTA.flip), batch_size=50)
+    robustness = RobustnessSettings(images=10, seed=3, baseline=str(trained_run))
+    settings = ReportSettings(num_misclassified=4, image_size=64, tta=TTA.flip, robustness=robustness)
+    return out, write_report(run, out, settings, batch_size=50)
 
 
 def test_accuracy_and_loss_equal_what_train_py_reported(run: Run, report: tuple[Path, dict]) -> None:
@@ -53,9 +56,12 @@ def test_predictions_npz_holds_what_run_predict_gives(run: Run, report: tuple[Pa
 
 def test_every_png_exists_and_has_the_expected_size(report: tuple[Path, dict]) -> None:
     out, results = report
-    sizes = {name: Image.open(out / name).size for name in
-             ("confusion_matrix.png", "misclassified.png", "gradcam_misclassified.png", "curves.png")}
+    sizes = {name: Image.open(out / name).size for name in ("confusion_matrix.png", "misclassified.png",
+                                                             "gradcam_misclassified.png", "curves.png",
+                                                             "reliability.png", "robustness.png")}
     assert sizes["confusion_matrix.png"] == (800, 800)
+    assert sizes["reliability.png"] == (500, 500)  # one panel: no held-out split, no temperature
+    assert sizes["robustness.png"] == (720, 1660)  # severities 0-5 x 9 corruptions, 1.2 x 1.8 in cells + title
     assert sizes["curves.png"] == (1500, 400)
     # 4 cells of 2 x 2.6 in + title
     assert sizes["misclassified.png"] == sizes["gradcam_misclassified.png"] == (800, 300)
@@ -63,6 +69,34 @@ def test_every_png_exists_and_has_the_expected_size(report: tuple[Path, dict]) -
     assert len(singles) == 4 and all(Image.open(p).size == (64, 64) for p in singles)
     assert {int(p.name.split("_")[0]) for p in singles} == set(results["misclassified"]["shown"])
     assert len(results["per_class"]) == 10 and set(results["per_class"]["cat"]) == {"precision", "recall"}
+
+
+def test_calibration_without_a_held_out_split_fits_no_temperature(report: tuple[Path, dict]) -> None:
+    calibration = report[1]["calibration"]
+    assert set(calibration) == {"bins", "before", "temperature", "after", "fitted_on", "note"}
+    assert calibration["bins"] == 15 and set(calibration["before"]) == {"ece", "mce", "nll", "brier"}
+    assert calibration["temperature"] is None and calibration["after"] is None and calibration["fitted_on"] is None
+    assert "no temperature fitted" in calibration["note"] and "data.val_size=0" in calibration["note"]
+    assert 0 <= calibration["before"]["ece"] <= calibration["before"]["mce"] <= 1
+    # plain cross-entropy: the run's loss without label smoothing
+    assert calibration["before"]["nll"] > 0 and 0 <= calibration["before"]["brier"] <= 2
+
+
+def test_robustness_entry_scores_the_drawn_images_against_the_baseline(run: Run, trained_run: Path,
+                                                                        report: tuple[Path, dict]) -> None:
+    robustness = report[1]["robustness"]
+    assert set(robustness) == {"images", "seed", "severities", "clean_acc", "corruptions", "mean_corruption_acc",
+                               "baseline", "relative_mce"}
+    assert robustness["images"] == 10 and robustness["seed"] == 3 and robustness["severities"] == 5
+    assert robustness["baseline"] == str(trained_run)
+    accs = np.array(list(robustness["corruptions"].values()))
+    assert accs.shape == (9, 5) and np.all((accs >= 0) & (accs <= 1))
+    assert robustness["mean_corruption_acc"] == pytest.approx(accs.mean())
+    images, labels = run.test_set()
+    index = select_images(len(labels), 10, 3)
+    assert robustness["clean_acc"] == float((run.predict(images[index]).argmax(1).numpy() == labels[index]).mean())
+    # the baseline is this run: same corrupted pixels, same predictions, so every ratio is 1 (or none exists)
+    assert robustness["relative_mce"] in (None, pytest.approx(1.0))
 
 
 def test_gradcam_maps_are_32x32_in_unit_range(run: Run) -> None:
@@ -78,6 +112,9 @@ def test_gradcam_maps_are_32x32_in_unit_range(run: Run) -> None:
     (lambda: ReportSettings(gradcam=GradcamSettings(image_weight=1.5)), r"image_weight=1.5 must be in \[0, 1\]"),
     (lambda: ReportSettings(num_misclassified=10_000), "only"),
     (lambda: ReportSettings(gradcam=GradcamSettings(target_layer="layer9")), "valid names: prep, prep.0"),
+    (lambda: ReportSettings(robustness=RobustnessSettings(images=0)), "eval.robustness.images=0 must be at least 1"),
+    (lambda: ReportSettings(robustness=RobustnessSettings(baseline="/no/such/run")),
+     "eval.robustness.baseline=/no/such/run does not exist"),
 ])
 def test_bad_settings_fail_before_any_output(run: Run, tmp_path: Path, settings, message: str) -> None:
     out = tmp_path / "eval"
@@ -89,10 +126,12 @@ def test_bad_settings_fail_before_any_output(run: Run, tmp_path: Path, settings,
 @pytest.mark.slow  # starts a process
 def test_cli_report_and_errors(trained_run: Path, run: Run, tmp_path: Path) -> None:
     ok = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.num_misclassified=3",
-                    f"hydra.run.dir={tmp_path / 'ok'}")
+                    "eval.robustness.enabled=false", f"hydra.run.dir={tmp_path / 'ok'}")
     assert ok.returncode == 0, ok.stderr[-3000:]
-    assert json.loads((tmp_path / "ok" / "metrics.json").read_text())["test"]["acc"] == pytest.approx(
-        run.train_metrics["test"]["acc"], abs=1e-6)
+    results = json.loads((tmp_path / "ok" / "metrics.json").read_text())
+    assert results["test"]["acc"] == pytest.approx(run.train_metrics["test"]["acc"], abs=1e-6)
+    assert results["robustness"] is None and not (tmp_path / "ok" / "robustness.png").exists()
+    assert "no temperature fitted" in ok.stdout
     bad = run_script("evaluate.py", f"ckpt_path={trained_run}", "model=resnet18", f"hydra.run.dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "not the requested ResNet18" in bad.stderr
     assert not (tmp_path / "bad" / "metrics.json").exists()
@@ -106,6 +145,8 @@ def test_cli_report_and_errors(trained_run: Path, run: Run, tmp_path: Path) -> N
     ("eval.num_misclassifed=3", "eval.num_misclassifed"),  # unknown key (typo)
     ("eval.num_misclassified=abc", "eval.num_misclassified"),  # wrong type
     ("eval.tta=sideways", "eval.tta"),  # not one of the choices
+    ("eval.robustness=false", "eval.robustness"),  # a group, not a switch: eval.robustness.enabled=false
+    ("eval.robustness.baseline=/no/such/run", "error: eval.robustness.baseline=/no/such/run does not exist"),
     ("eval.num_misclassified=0", "error: eval.num_misclassified=0 must be at least 1"),  # out of range: ours, exit 2
     ("ckpt_path=null", "error: no checkpoint given: pass ckpt_path="),
 ])

@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from torch import nn
 from cifarlab.config import best_precision
 from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.tta import tta_logits
+
+if TYPE_CHECKING:
+    from cifarlab.data import CIFAR10Arrays
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,8 @@ class Run:
         device: where the model runs; None: CUDA when available, else the CPU.
 
     Attributes: ``run_dir`` (None for a .ckpt outside a run), ``ckpt_path``, ``sha256`` of the
-    checkpoint file, ``hparams`` (the LightningModule's), ``net_target``, ``class_names``,
+    checkpoint file, ``hparams`` (the LightningModule's), ``data_hparams`` (the data module's:
+    ``root``, ``val_size``, ``subset``, ``seed``...; empty when not recorded), ``net_target``, ``class_names``,
     ``train_metrics`` (train's ``metrics.json`` or None), ``precision``, ``data_root``, ``device``,
     ``model`` (a :class:`NormalisedClassifier`, fp32, eval mode) and ``net`` (the network in it).
 
@@ -106,7 +111,8 @@ class Run:
                                 "normalisation and class names in its hyperparameters)")
         self.net_target: str = self.hparams["net"]["_target_"]
         self.class_names: list[str] = list(self.hparams["class_names"])
-        root = data_root or ckpt.get("datamodule_hyper_parameters", {}).get("root")
+        self.data_hparams: dict = dict(ckpt.get("datamodule_hyper_parameters") or {})
+        root = data_root or self.data_hparams.get("root")
         self.data_root = Path(root).expanduser() if root else None
         self.precision = precision or (self.train_metrics or {}).get("precision") or best_precision()
         if self.precision not in PRECISIONS:
@@ -176,14 +182,33 @@ class Run:
             DataError: no data root known or no test set there (the message says to pass
                 ``data.root=``); malformed files (see :func:`cifarlab.data.load_cifar10`).
         """
+        arrays = self._arrays()
+        return arrays.test_images, arrays.test_labels
+
+    def held_out_set(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The validation split training held out with ``data.val_size=N > 0``: the last N of the
+        training images (as :class:`~cifarlab.data.CIFAR10DataModule` splits them), images
+        (N, 32, 32, 3) uint8 and labels (N,) int64 from ``data_root``; None when the run validated on
+        the test set (``val_size=0``, or a checkpoint that records no data module).
+
+        Raises:
+            DataError: as :meth:`test_set`.
+        """
+        n = int(self.data_hparams.get("val_size") or 0)
+        if n == 0:
+            return None
+        arrays = self._arrays()
+        return arrays.train_images[-n:], arrays.train_labels[-n:]
+
+    def _arrays(self) -> CIFAR10Arrays:
+        """All of CIFAR-10 at ``data_root`` (see :meth:`test_set`)."""
         from cifarlab.data import BASE_FOLDER, load_cifar10
 
         folder = self.data_root / BASE_FOLDER if self.data_root else None
         if folder is None or not (folder / "test_batch").is_file():
             raise DataError(f"no CIFAR-10 test set at {folder or 'a data root the checkpoint records'}: "
                             f"pass data.root=<the folder holding {BASE_FOLDER}/>")
-        arrays = load_cifar10(self.data_root)
-        return arrays.test_images, arrays.test_labels
+        return load_cifar10(self.data_root)
 
     def scalars(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Every scalar of the run's TensorBoard events: name -> (steps, values); empty without events."""

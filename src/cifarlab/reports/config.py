@@ -40,6 +40,18 @@ class GradcamSettings:
 
 
 @dataclass
+class RobustnessSettings:
+    enabled: bool = True
+    images: int = 200
+    seed: int = 0
+    baseline: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.images < 1:
+            raise ConfigError(f"eval.robustness.images={self.images} must be at least 1")
+
+
+@dataclass
 class ReportSettings:
     """``eval.*`` of ``conf/eval.yaml``: what the report shows."""
 
@@ -47,6 +59,7 @@ class ReportSettings:
     image_size: int = 128
     tta: TTA = TTA.none
     gradcam: GradcamSettings = field(default_factory=GradcamSettings)
+    robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
 
     def __post_init__(self) -> None:
         if self.num_misclassified < 1:

@@ -1,5 +1,5 @@
-"""The test report of a trained run (``evaluate.py``): predictions, metrics, confusion matrix,
-misclassified images with their GradCAM, training curves."""
+"""The test report of a trained run (``evaluate.py``): predictions, metrics, calibration,
+robustness to corruptions, confusion matrix, misclassified images with their GradCAM, training curves."""
 from __future__ import annotations
 
 import json
@@ -15,15 +15,17 @@ from rich.console import Console
 from rich.table import Table
 
 from cifarlab.errors import ConfigError
+from cifarlab.reports.calibration import calibration_report, calibration_summary, save_reliability_diagram
 from cifarlab.reports.config import TTA, EvalConfig, ReportSettings, Target
 from cifarlab.reports.figures import save_confusion_matrix, save_curves, save_grid, upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, overlay
 from cifarlab.reports.metrics import classification_report
+from cifarlab.reports.robustness import load_baseline, robustness_table, write_robustness
 from cifarlab.run import Run
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "cifarlab.eval/1"
+SCHEMA = "cifarlab.eval/2"
 
 
 def caption(index: int, label: int, probs: torch.Tensor, class_names: list[str]) -> str:
@@ -39,18 +41,23 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     so a folder without it is not a finished report. Files: ``predictions.npz`` (``logits``
     (N, C) float32, ``labels`` (N,) int64, ``indices`` (N,) int64 test-set positions),
     ``confusion_matrix.png``, ``misclassified.png``, ``misclassified/<index>_<true>_<pred>.png``,
-    ``gradcam_misclassified.png``, ``curves.png`` (when the run logged to TensorBoard), ``metrics.json``.
+    ``gradcam_misclassified.png``, ``curves.png`` (when the run logged to TensorBoard),
+    ``reliability.png``, ``robustness.png`` (unless ``settings.robustness.enabled`` is false), ``metrics.json``.
 
-    Returns the contents of ``metrics.json`` (schema ``cifarlab.eval/1``, see the README):
+    Returns the contents of ``metrics.json`` (schema ``cifarlab.eval/2``, docs/eval-metrics.md):
     accuracies as fractions, seconds, test images per second of inference.
 
     Raises:
         CifarlabError: no test set (see :meth:`Run.test_set`), an unknown GradCAM layer, more
-            misclassified images asked for than there are.
+            misclassified images asked for than there are, a robustness baseline that is not a run
+            of the same classes.
     """
     start = time.perf_counter()
     layer = check_layer(run.net, settings.gradcam.target_layer or default_target_layer(run.net))
+    robust = settings.robustness
+    baseline = load_baseline(robust.baseline, run) if robust.enabled and robust.baseline else None
     images, labels = run.test_set()
+    held_out = run.held_out_set()
     predict_start = time.perf_counter()
     logits = run.predict(images, batch_size)
     seconds = time.perf_counter() - predict_start
@@ -59,7 +66,8 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     if settings.num_misclassified > len(wrong):
         raise ConfigError(f"eval.num_misclassified={settings.num_misclassified} but only {len(wrong)} test images "
                           f"are misclassified: ask for at most {len(wrong)}")
-    report = classification_report(logits, torch.from_numpy(labels), run.class_names, instantiate(run.hparams["loss"]))
+    labels_t = torch.from_numpy(labels)
+    report = classification_report(logits, labels_t, run.class_names, instantiate(run.hparams["loss"]))
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "predictions.npz", logits=logits.numpy(), labels=labels, indices=np.arange(len(labels)))
     save_confusion_matrix(report["confusion_matrix"], run.class_names, out / "confusion_matrix.png")
@@ -86,6 +94,11 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     tta = None
     if settings.tta is TTA.flip:
         tta = float((run.predict(images, batch_size, tta="flip").argmax(1).numpy() == labels).mean())
+    if held_out is not None:
+        held_out = run.predict(held_out[0], batch_size), torch.from_numpy(held_out[1])
+    calibration = calibration_report(logits, labels_t, held_out)
+    save_reliability_diagram(logits, labels_t, calibration["temperature"], out / "reliability.png")
+    robustness = write_robustness(run, baseline, images, labels, robust, batch_size, out) if robust.enabled else None
     results = {
         "schema": SCHEMA,
         "checkpoint": {"path": str(run.ckpt_path.resolve()), "sha256": run.sha256},
@@ -98,6 +111,8 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
         "confusion_matrix": report["confusion_matrix"],
         "misclassified": {"count": len(wrong), "shown": shown.tolist()},
         "gradcam": {"target_layer": layer, "target": target.value, "image_weight": settings.gradcam.image_weight},
+        "calibration": calibration,
+        "robustness": robustness,
         "inference_s": seconds,
         "images_per_s": len(labels) / seconds,
         "wall_time_s": time.perf_counter() - start,
@@ -107,7 +122,8 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
 
 
 def print_report(results: dict) -> None:
-    """Per-class precision and recall as a table, then the test accuracy, on the console."""
+    """Per-class precision and recall as a table, the test accuracy, calibration and accuracy under
+    corruption, on the console."""
     table = Table(title=f"cifarlab evaluation: {results['checkpoint']['path']}")
     for column in ("class", "precision", "recall"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -119,6 +135,9 @@ def print_report(results: dict) -> None:
     tta = f", with flip TTA {100 * test['acc_tta_flip']:.2f} %" if test["acc_tta_flip"] is not None else ""
     console.print(f"test accuracy {100 * test['acc']:.2f} % ({test['images']} images{tta}), "
                   f"{results['misclassified']['count']} misclassified, {results['images_per_s']:.0f} images/s")
+    console.print(calibration_summary(results["calibration"]))
+    if results["robustness"]:
+        console.print(robustness_table(results["robustness"]))
 
 
 def evaluate(cfg: EvalConfig) -> dict:
