@@ -6,7 +6,7 @@ DATA   ?= ../shared/data
 EXPERIMENT ?= cpu_quick
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install train train-gpu speedrun lr-find sweep seeds evaluate data-figures app browser test bench clean
+.PHONY: help install train train-gpu speedrun lr-find sweep seeds evaluate compare data-figures app browser test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset
 
 evaluate: install  ## test report of a run: predictions.npz, metrics, misclassified and GradCAM grids, curves (CKPT=run dir or .ckpt)
 	$(PY) evaluate.py ckpt_path=$(CKPT) $(ARGS)
+
+compare: install  ## is B better than A? two runs or seed groups (A=..., B=... run or sweep dirs): compare.md, compare.json
+	$(PY) compare.py a=$(A) b=$(B) $(ARGS)
 
 data-figures: install $(DATA)/cifar-10-batches-py/test_batch  ## samples.png and augmentations.png of the training data (no checkpoint)
 	$(PY) data_figures.py data.root=$(DATA) $(ARGS)
