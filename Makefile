@@ -9,7 +9,7 @@ FORMAT ?= onnx
 STAMP  := $(VENV)/.installed
 export CIFARLAB_DATA := $(DATA)
 
-.PHONY: help install train train-gpu speedrun lr-find sweep seeds evaluate predict export data-figures app browser test test-full lint bench clean
+.PHONY: help install train train-gpu speedrun lr-find sweep seeds evaluate compare predict export data-figures app browser test test-full lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ predict: install  ## top-k classes of your own images: predictions.csv (CKPT=run
 
 export: install  ## the model for serving, uint8 images in, logits out: model.onnx or model.pt + export.json (CKPT=..., FORMAT=onnx|torchscript)
 	$(PY) export.py ckpt_path=$(CKPT) format=$(FORMAT) $(ARGS)
+
+compare: install  ## is B better than A? two runs or seed groups (A=..., B=... run or sweep dirs): compare.md, compare.json
+	$(PY) compare.py a=$(A) b=$(B) $(ARGS)
 
 data-figures: install $(DATA)/cifar-10-batches-py/test_batch  ## samples.png and augmentations.png of the training data (no checkpoint)
 	$(PY) data_figures.py $(ARGS)

@@ -228,6 +228,29 @@ def test_eval_dir_of_another_checkpoint_is_refused_in_the_tab(trained_run: Path,
         explorer.test_summary()
 
 
+def test_model_card_without_eval_dir_says_what_was_not_measured(explorer: Explorer) -> None:
+    card = explorer.model_card()
+    assert card.startswith("# Model card: CustomResNet") and "## Intended use" in card and "## How to reproduce" in card
+    assert "Per-class recall was not measured" in card and "Calibration was not measured" in card
+    assert explorer.card_figures() == []
+    assert str(explorer.run.run_dir) not in card
+
+
+def test_model_card_with_eval_dir_has_its_report_and_figures(trained_run: Path, explorer: Explorer,
+                                                             tmp_path: Path) -> None:
+    write_report(explorer.run, tmp_path, ReportSettings(num_misclassified=1))
+    Image.new("RGB", (300, 200), (200, 10, 10)).save(tmp_path / "reliability.png")
+    Image.new("RGB", (400, 100), (10, 10, 200)).save(tmp_path / "robustness.png")
+    from_report = Explorer(Run(trained_run), eval_dir=tmp_path)
+    card = from_report.model_card()
+    assert "| test accuracy (evaluate.py) |" in card and "Lowest recall:" in card and "| true class |" in card
+    assert card == (tmp_path / "MODEL_CARD.md").read_text().replace("\n![confusion matrix](confusion_matrix.png)\n", "")
+    figures = from_report.card_figures()
+    assert [caption for _, caption in figures] == ["Reliability diagram", "Accuracy under corruptions"]
+    assert [image.shape for image, _ in figures] == [(200, 300, 3), (100, 400, 3)]
+    build_app(from_report)
+
+
 def test_port_comes_from_the_config_unless_gradio_server_port_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
     assert resolve_port(7860) == 7860
@@ -275,6 +298,7 @@ def test_served_app_answers_the_api(served: str, tmp_path: Path) -> None:
     assert len(gallery) == 3 and gallery[0]["caption"].startswith("true: ")  # the fixture model gets most wrong
     assert len(client.predict(example, 5, api_name="/feature_maps")) == 4
     assert Image.open(client.predict("layer1.conv.0", api_name="/kernels")).size == (638, 638)
+    assert client.predict(api_name="/model_card").startswith("# Model card: CustomResNet")
 
 
 @pytest.mark.parametrize("args, api_name, message", [

@@ -1,5 +1,5 @@
 """The app in a real browser: Debian's chromium driven by Playwright picks an example, predicts,
-and sees k classes and a GradCAM image.
+and sees k classes and a GradCAM image; then opens the Model card tab and sees the card.
 
 The screenshot goes to $CIFARLAB_SCREENSHOT (relative to the repository, e.g. docs/app.png) when
 set, else to the test's tmp dir. $CIFARLAB_APP_CKPT (a run dir or .ckpt) serves that checkpoint
@@ -59,6 +59,11 @@ def test_browser_picks_an_example_and_sees_top_k_and_gradcam(url: str, tmp_path:
             expect(page.locator("#gradcam img")).to_be_visible(timeout=30_000)
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
+            page.get_by_role("tab", name="Model card").click()
+            card = page.locator("#model-card")
+            expect(card.locator("h1")).to_contain_text("Model card", timeout=20_000)
+            for heading in ("Intended use", "Per-class recall", "Calibration", "How to reproduce"):
+                expect(card.locator("h2", has_text=heading)).to_be_visible()
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000

@@ -1,6 +1,7 @@
-"""A trained run, read once: the one place that knows a ``train.py`` run dir (``metrics.json``,
-``checkpoints/``, ``tensorboard/``). :meth:`Run.predict` is the one path from weights to logits:
-``evaluate.py``, flip TTA and the app go through it."""
+"""A trained run, read once: the one place that knows a ``train.py`` run dir (``config.yaml``,
+``.hydra/``, ``metrics.json``, ``checkpoints/``, ``tensorboard/``). :meth:`Run.predict` is the one
+path from weights to logits: ``evaluate.py``, flip TTA, ``compare.py`` and the app go through it.
+:class:`RunRecord` reads what a run dir records without loading its checkpoint."""
 from __future__ import annotations
 
 import hashlib
@@ -8,12 +9,14 @@ import io
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 
 from cifarlab.config import best_precision
@@ -26,6 +29,43 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+@dataclass
+class RunRecord:
+    """What a ``train.py`` run dir records about how it was made, read without its checkpoint;
+    each part is None when its file is absent (a run made without Hydra, an unfinished run).
+
+    Attributes:
+        run_dir: the folder.
+        config: ``config.yaml``, the resolved config, as plain dicts and lists.
+        overrides: ``.hydra/overrides.yaml``, the command line's overrides (``["seed=1", ...]``).
+        choices: ``hydra.runtime.choices`` of ``.hydra/hydra.yaml``, config group -> option
+            (``{"model": "custom_resnet", "data/augmentation": "cutout8", ...}``).
+        metrics: ``metrics.json`` (schema ``cifarlab.train/1``); None while the run is unfinished.
+    """
+
+    run_dir: Path
+    config: dict | None
+    overrides: list[str] | None
+    choices: dict[str, str | None] | None
+    metrics: dict | None
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> RunRecord:
+        """Read the run dir ``run_dir``; a file it lacks gives a None part."""
+        run_dir = Path(run_dir).expanduser()
+        config, hydra, metrics = (run_dir / name for name in ("config.yaml", ".hydra", "metrics.json"))
+        choices = hydra / "hydra.yaml"
+        return cls(
+            run_dir=run_dir,
+            config=OmegaConf.to_container(OmegaConf.load(config)) if config.is_file() else None,
+            overrides=([str(o) for o in OmegaConf.load(hydra / "overrides.yaml")]
+                       if (hydra / "overrides.yaml").is_file() else None),
+            choices=(OmegaConf.to_container(OmegaConf.load(choices).hydra.runtime.choices)
+                     if choices.is_file() else None),
+            metrics=json.loads(metrics.read_text()) if metrics.is_file() else None,
+        )
 
 
 class NormalisedClassifier(nn.Module):
@@ -71,7 +111,8 @@ class Run:
     Attributes: ``run_dir`` (None for a .ckpt outside a run), ``ckpt_path``, ``sha256`` of the
     checkpoint file, ``hparams`` (the LightningModule's), ``data_hparams`` (the data module's:
     ``root``, ``val_size``, ``subset``, ``seed``...; empty when not recorded), ``net_target``, ``class_names``,
-    ``train_metrics`` (train's ``metrics.json`` or None), ``precision``, ``data_root``, ``device``,
+    ``record`` (the run dir's :class:`RunRecord`, None for a .ckpt outside a run), ``train_metrics``
+    (train's ``metrics.json`` or None), ``precision``, ``data_root``, ``device``,
     ``model`` (a :class:`NormalisedClassifier`, fp32, eval mode) and ``net`` (the network in it).
 
     The tested checkpoint is ``tested_checkpoint.path`` of ``metrics.json``, relative to the
@@ -92,8 +133,8 @@ class Run:
                                 "(outputs/<task>/runs/<time>_<id>)")
         is_ckpt_in_run = path.is_file() and path.parent.name == "checkpoints"
         self.run_dir = path if path.is_dir() else path.parent.parent if is_ckpt_in_run else None
-        metrics = self.run_dir / "metrics.json" if self.run_dir else None
-        self.train_metrics: dict | None = json.loads(metrics.read_text()) if metrics and metrics.is_file() else None
+        self.record = RunRecord.read(self.run_dir) if self.run_dir else None
+        self.train_metrics: dict | None = self.record.metrics if self.record else None
         if path.is_dir() and self.train_metrics is None:
             log.warning("%s has no metrics.json: the run did not finish (or is still running); "
                         "using its last checkpoint, which train.py did not test", path)

@@ -1,5 +1,5 @@
 """The app's logic on a :class:`~cifarlab.run.Run`, apart from its UI: what the model makes of an
-image, where it looks, where it fails, and what it computes inside.
+image, where it looks, where it fails, what it computes inside, and its model card.
 
 The callbacks take and return plain values (numpy arrays, dicts, lists of (image, caption)), so
 tests call them without a server. A problem the user caused (a file that is not an image, a
@@ -8,7 +8,6 @@ saying what to do; the UI shows it and keeps serving.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -17,19 +16,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from cifarlab.app.uploads import read_upload
 from cifarlab.errors import CifarlabError, DataError
-from cifarlab.reports.evaluate import SCHEMA
+from cifarlab.reports.evaluate import read_report
 from cifarlab.reports.features import BlockOutputs, colourise, conv_layer_names, kernel_grid
 from cifarlab.reports.figures import upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, layer_names, overlay
+from cifarlab.reports.model_card import model_card
 from cifarlab.run import Run
 
 log = logging.getLogger(__name__)
 
 DISPLAY = 128  # images are shown upscaled 4x (nearest), as in the example PNGs
 MAX_SHOWN = 25  # misclassified test images a gallery shows at most
+CARD_FIGURES = {"reliability.png": "Reliability diagram", "robustness.png": "Accuracy under corruptions"}
 
 
 def number(name: str, value: Any, low: float, high: float, whole: bool = True) -> Any:
@@ -70,7 +72,8 @@ class Explorer:
     Args:
         run: the run (its ``data_root`` holds the test set of the misclassified tab).
         eval_dir: an ``evaluate.py`` output dir of the same checkpoint: its ``predictions.npz``
-            are used instead of predicting the test set here.
+            are used instead of predicting the test set here, its ``metrics.json`` (:attr:`report`)
+            and figures complete the model card.
         max_megapixels: larger uploads are refused.
 
     A missing test set or an ``eval_dir`` of another checkpoint is logged and kept in
@@ -89,30 +92,21 @@ class Explorer:
         self._mistakes: Mistakes | None = None
         self._cams: dict[str, np.ndarray] = {}
         self.data_problem: str | None = None
+        self.eval_dir = Path(eval_dir).expanduser() if eval_dir else None
+        self.report: dict | None = None
         try:
             self._test_set = run.test_set()
-            if eval_dir:
-                self._mistakes = self._read_eval_dir(Path(eval_dir).expanduser())
+            if self.eval_dir:
+                self._mistakes = self._read_eval_dir(self.eval_dir)
         except CifarlabError as err:
             self.data_problem = str(err)
             log.warning("misclassified tab: %s", err)
 
     def _read_eval_dir(self, eval_dir: Path) -> Mistakes:
-        """The misclassified test images from evaluate.py's ``predictions.npz``, checked to be of this checkpoint."""
-        metrics, npz = eval_dir / "metrics.json", eval_dir / "predictions.npz"
-        if not (metrics.is_file() and npz.is_file()):
-            raise DataError(f"eval_dir={eval_dir} holds no metrics.json and predictions.npz: give the output dir of "
-                            "a finished evaluate.py run, or leave eval_dir unset to predict the test set here")
-        report = json.loads(metrics.read_text())
-        if report.get("schema") != SCHEMA or report["checkpoint"]["sha256"] != self.run.sha256:
-            raise DataError(f"eval_dir={eval_dir} is not a report ({SCHEMA}) of {self.run.ckpt_path}: give the "
-                            "evaluate.py output of this checkpoint, or leave eval_dir unset")
+        """The misclassified test images from evaluate.py's ``predictions.npz``, checked to be of this
+        checkpoint; keeps its ``metrics.json`` as :attr:`report`."""
         images, labels = self._test_set
-        with np.load(npz) as saved:
-            logits, indices = torch.from_numpy(saved["logits"]), saved["indices"]
-            if not np.array_equal(saved["labels"], labels[indices]):
-                raise DataError(f"the labels in {npz} differ from those of the test set at {self.run.data_root}: "
-                                "give the data.root that evaluate.py used")
+        self.report, logits, indices = read_report(eval_dir, self.run, labels)
         return Mistakes.find(images[indices], labels[indices], logits, indices)
 
     def mistakes(self) -> Mistakes:
@@ -182,6 +176,21 @@ class Explorer:
             cams = self._cams[layer]
         return [(overlay(m.images[i], cams[i], 1.0 - opacity, DISPLAY), self._caption(m, i))
                 for i in range(min(count, len(cams)))]
+
+    # ---- Model card tab
+    def model_card(self) -> str:
+        """The run's model card as markdown (:func:`cifarlab.reports.model_card.render_model_card`):
+        with ``eval_dir``'s report when it is one of this checkpoint, else from the run dir alone
+        (the sections that need an evaluation say it was not measured)."""
+        return model_card(self.run, self.report)
+
+    def card_figures(self) -> list[tuple[np.ndarray, str]]:
+        """``reliability.png`` and ``robustness.png`` of ``eval_dir``, those it holds, as
+        [((H, W, 3) uint8, caption)]; none without a report of this checkpoint."""
+        if self.report is None:
+            return []
+        return [(np.asarray(Image.open(self.eval_dir / name).convert("RGB")), caption)
+                for name, caption in CARD_FIGURES.items() if (self.eval_dir / name).is_file()]
 
     # ---- Feature maps and Kernels tabs
     def feature_maps(self, image: Any, channel: Any = 0) -> list[tuple[np.ndarray, str]]:

@@ -1,9 +1,10 @@
-"""The Gradio UI of the app: four tabs around :class:`~cifarlab.app.explorer.Explorer`'s callbacks,
+"""The Gradio UI of the app: five tabs around :class:`~cifarlab.app.explorer.Explorer`'s callbacks,
 each also an API endpoint, and the server.
 
 Tabs: *Predict* (top-k classes and GradCAM of an uploaded or example image), *Misclassified*
 (test images the model gets wrong, captioned, with their GradCAM), *Feature maps* (one
-channel's activation in each block) and *Kernels* (a conv layer's weights). No training.
+channel's activation in each block), *Kernels* (a conv layer's weights) and *Model card* (the
+run's model card, with the reliability diagram and robustness figure of ``eval_dir``). No training.
 """
 from __future__ import annotations
 
@@ -40,12 +41,13 @@ def user_errors(fn: Callable) -> Callable:
 
 def build_app(explorer: Explorer) -> gr.Blocks:
     """The UI around ``explorer``'s callbacks. API endpoints: /predict, /gradcam, /misclassified,
-    /misclassified_gradcam, /test_summary, /feature_maps, /kernels."""
+    /misclassified_gradcam, /test_summary, /feature_maps, /kernels, /model_card."""
     examples = [[str(path)] for path in example_paths()]
     n_classes = len(explorer.class_names)
     fewest = min(explorer.features.channels.values())
     on = {name: user_errors(getattr(explorer, name)) for name in (
-        "predict", "gradcam", "test_summary", "misclassified", "misclassified_gradcam", "feature_maps", "kernels")}
+        "predict", "gradcam", "test_summary", "misclassified", "misclassified_gradcam", "feature_maps", "kernels",
+        "model_card")}
     with gr.Blocks(title="cifarlab", analytics_enabled=False) as demo:
         gr.Markdown(f"# cifarlab: what the model sees\n**{explorer.run.net_name}** from `{explorer.run.ckpt_path}` · "
                     f"classes: {', '.join(explorer.class_names)}")
@@ -122,6 +124,12 @@ def build_app(explorer: Explorer) -> gr.Blocks:
             grid = gr.Image(label="Kernels", format="png", interactive=False)
             conv.change(on["kernels"], conv, grid, api_name="kernels")
             demo.load(on["kernels"], conv, grid, api_visibility="private")
+
+        with gr.Tab("Model card"):
+            card = gr.Markdown(elem_id="model-card")
+            for image, caption in explorer.card_figures():
+                gr.Image(image, label=caption, format="png", interactive=False, show_label=True)
+            demo.load(on["model_card"], None, card, api_name="model_card")
     return demo
 
 

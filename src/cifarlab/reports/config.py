@@ -1,5 +1,6 @@
-"""Typed schemas of ``conf/eval.yaml`` and ``conf/data_figures.yaml`` (their comments say what each
-key does), stored in Hydra's ConfigStore on import as ``eval_schema`` and ``data_figures_schema``:
+"""Typed schemas of ``conf/eval.yaml``, ``conf/compare.yaml`` and ``conf/data_figures.yaml`` (their
+comments say what each key does), stored in Hydra's ConfigStore on import as ``eval_schema``,
+``compare_schema`` and ``data_figures_schema``:
 an unknown key or a value of the wrong type fails when the config is composed, naming the key.
 Ranges are checked when an entry point makes these objects (``OmegaConf.to_object``).
 
@@ -87,6 +88,47 @@ class EvalConfig:
 
 
 @dataclass
+class BootstrapSettings:
+    """``bootstrap.*`` of ``conf/compare.yaml``: the paired bootstrap interval of the accuracy difference."""
+
+    resamples: int = 9999
+    seed: int = 0
+
+
+@dataclass
+class CompareConfig:
+    """``conf/compare.yaml``. ``a`` and ``b``: a run dir, a sweep dir of seeds, or a list of run dirs;
+    ``a_predictions`` / ``b_predictions``: an ``evaluate.py`` output dir (or its ``predictions.npz``)
+    of the first run of that side."""
+
+    a: Any = None
+    b: Any = None
+    a_predictions: Optional[str] = None
+    b_predictions: Optional[str] = None
+    data_root: Optional[str] = None
+    batch_size: int = 500
+    alpha: float = 0.05
+    gallery_size: int = 20
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
+    task_name: str = "compare"
+    paths: Paths = field(default_factory=Paths)
+
+    def __post_init__(self) -> None:
+        if not self.a or not self.b:
+            raise ConfigError("give both sides: python compare.py a=<run or sweep dir> b=<run or sweep dir> "
+                              "(or a list of run dirs, a=[<run>,<run>]); make compare A=... B=...")
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigError(f"alpha={self.alpha} must be in (0, 1), e.g. alpha=0.05")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} must be at least 1")
+        if self.gallery_size < 1:
+            raise ConfigError(f"gallery_size={self.gallery_size} must be at least 1 (images)")
+        if self.bootstrap.resamples < 100:
+            raise ConfigError(f"bootstrap.resamples={self.bootstrap.resamples} is too few for a 95 % interval: "
+                              "use at least 100 (default 9999)")
+
+
+@dataclass
 class DataFiguresConfig:
     data: Any = None
     num_samples: int = 20
@@ -102,3 +144,4 @@ class DataFiguresConfig:
 
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
 ConfigStore.instance().store(name="data_figures_schema", node=DataFiguresConfig)
+ConfigStore.instance().store(name="compare_schema", node=CompareConfig)

@@ -14,13 +14,14 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from cifarlab.errors import ConfigError
+from cifarlab.errors import ConfigError, DataError
 from cifarlab.reports.calibration import calibration_report, calibration_summary, save_reliability_diagram
 from cifarlab.reports.config import TTA, EvalConfig, ReportSettings, Target
 from cifarlab.reports.figures import save_confusion_matrix, save_curves, save_grid, upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, overlay
 from cifarlab.reports.metrics import classification_report
 from cifarlab.reports.robustness import load_baseline, robustness_table, write_robustness
+from cifarlab.reports.model_card import model_card
 from cifarlab.run import Run
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     (N, C) float32, ``labels`` (N,) int64, ``indices`` (N,) int64 test-set positions),
     ``confusion_matrix.png``, ``misclassified.png``, ``misclassified/<index>_<true>_<pred>.png``,
     ``gradcam_misclassified.png``, ``curves.png`` (when the run logged to TensorBoard),
-    ``reliability.png``, ``robustness.png`` (unless ``settings.robustness.enabled`` is false), ``metrics.json``.
+    ``reliability.png``, ``robustness.png`` (unless ``settings.robustness.enabled`` is false), ``MODEL_CARD.md``
+    (:func:`cifarlab.reports.model_card.render_model_card`), ``metrics.json``.
 
     Returns the contents of ``metrics.json`` (schema ``cifarlab.eval/2``, docs/eval-metrics.md):
     accuracies as fractions, seconds, test images per second of inference.
@@ -117,8 +119,43 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
         "images_per_s": len(labels) / seconds,
         "wall_time_s": time.perf_counter() - start,
     }
+    (out / "MODEL_CARD.md").write_text(model_card(run, results, sorted(f.name for f in out.glob("*.png"))))
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def read_report(eval_dir: Path, run: Run, test_labels: np.ndarray, what: str | None = None,
+                instead: str = "leave eval_dir unset to predict the test set here",
+                ) -> tuple[dict, torch.Tensor, np.ndarray]:
+    """An ``evaluate.py`` output dir of ``run``'s checkpoint, checked: its ``metrics.json``, and from
+    ``predictions.npz`` the logits (N, C) float32 and the test-set indices (N,) int64 of its rows.
+
+    Args:
+        eval_dir: the output dir of ``evaluate.py``.
+        run: the run it must be a report of (its checkpoint's sha256).
+        test_labels: (N,) int64 labels of the test set, which the saved labels must match.
+        what, instead: how the messages name ``eval_dir`` (default ``eval_dir=<eval_dir>``) and
+            what they offer instead.
+
+    Raises:
+        DataError: no ``metrics.json`` and ``predictions.npz`` there; not a report of this schema
+            or of this checkpoint; labels that differ from the test set's (another data root).
+    """
+    what = what or f"eval_dir={eval_dir}"
+    metrics, npz = eval_dir / "metrics.json", eval_dir / "predictions.npz"
+    if not (metrics.is_file() and npz.is_file()):
+        raise DataError(f"{what} holds no metrics.json and predictions.npz: give the output dir of "
+                        f"a finished evaluate.py run, or {instead}")
+    report = json.loads(metrics.read_text())
+    if report.get("schema") != SCHEMA or report["checkpoint"]["sha256"] != run.sha256:
+        raise DataError(f"{what} is not a report ({SCHEMA}) of {run.ckpt_path}: give the "
+                        f"evaluate.py output of this checkpoint, or {instead}")
+    with np.load(npz) as saved:
+        logits, indices = torch.from_numpy(saved["logits"]), saved["indices"]
+        if not np.array_equal(saved["labels"], test_labels[indices]):
+            raise DataError(f"the labels in {npz} differ from those of the test set at {run.data_root}: "
+                            "give the data_root that evaluate.py used")
+    return report, logits, indices
 
 
 def print_report(results: dict) -> None:
