@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # the folder holding cifar-10-batches-py/: $CIFARLAB_DATA, else data/ in the checkout (CI: DATA=../shared/data)
 DATA   ?= $(or $(CIFARLAB_DATA),data)
-EXPERIMENT ?= cpu_quick
+EXPERIMENT ?= cpu_airbench
 FORMAT ?= onnx
 STAMP  := $(VENV)/.installed
 export CIFARLAB_DATA := $(DATA)
@@ -26,7 +26,7 @@ install: $(STAMP)  ## create .venv and install the pinned dependencies (versions
 $(DATA)/cifar-10-batches-py/test_batch:
 	@if [ -x $(DATA)/prepare ]; then $(DATA)/prepare; fi
 
-train: install $(DATA)/cifar-10-batches-py/test_batch  ## the main job: real CIFAR-10, ~10 min on any 2-core CPU (EXPERIMENT=cpu_quick; ARGS=... for overrides)
+train: install $(DATA)/cifar-10-batches-py/test_batch  ## the main job: real CIFAR-10, ~10 min on any 2-core CPU (EXPERIMENT=cpu_airbench; ARGS=... for overrides)
 	$(PY) train.py experiment=$(EXPERIMENT) $(ARGS)
 
 train-gpu: install $(DATA)/cifar-10-batches-py/test_batch  ## Page's 24-epoch ResNet-9 on a GPU (experiment=page_24ep)
@@ -35,13 +35,13 @@ train-gpu: install $(DATA)/cifar-10-batches-py/test_batch  ## Page's 24-epoch Re
 speedrun: install $(DATA)/cifar-10-batches-py/test_batch  ## airbench94 in Lightning on a GPU (experiment=speedrun)
 	$(PY) train.py experiment=speedrun $(ARGS)
 
-lr-find: install $(DATA)/cifar-10-batches-py/test_batch  ## LR range test of a preset (EXPERIMENT=cpu_quick): lr_finder.png/json in the run dir
+lr-find: install $(DATA)/cifar-10-batches-py/test_batch  ## LR range test of a preset (EXPERIMENT=cpu_airbench): lr_finder.png/json in the run dir
 	$(PY) train.py experiment=$(EXPERIMENT) lr_find=only $(ARGS)
 
 sweep: install  ## example multirun: both models, fast_dev_run
 	$(PY) train.py -m model=custom_resnet,resnet18 trainer.fast_dev_run=true $(ARGS)
 
-seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset (EXPERIMENT=cpu_quick): summary.md with mean ± std in the sweep dir
+seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset (EXPERIMENT=cpu_airbench): summary.md with mean ± std in the sweep dir
 	$(PY) train.py -m experiment=$(EXPERIMENT) seed=0,1,2 $(ARGS)
 
 evaluate: install  ## test report of a run: predictions.npz, metrics, misclassified and GradCAM grids, curves (CKPT=run dir or .ckpt)
