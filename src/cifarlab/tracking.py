@@ -78,7 +78,7 @@ def hydra_record(output_dir: Path) -> HydraRecord:
                for group, choice in OmegaConf.to_container(hydra.runtime.choices).items() if not group.startswith("hydra/")}
     # the sweep dir holds the job's folder (hydra.sweep.subdir), and Hydra's multirun.yaml
     sweep_file = next((d / "multirun.yaml" for d in output_dir.parents if (d / "multirun.yaml").is_file()), None)
-    if hydra.mode != "MULTIRUN" or sweep_file is None:
+    if hydra.get("mode") != "MULTIRUN" or sweep_file is None:
         return HydraRecord(choices)
     sweep = OmegaConf.load(sweep_file).hydra
     parsed = OverridesParser.create().parse_overrides([str(o) for o in sweep.overrides.task])
