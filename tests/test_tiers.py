@@ -53,7 +53,7 @@ def test_slow_functions_are_found_directly_and_through_helpers() -> None:
 
 
 def test_the_selected_fast_tests_start_no_process_and_train_nothing(request: pytest.FixtureRequest) -> None:
-    """Of the tests this session runs (all of ``make test``'s under ``-m "not slow"``), those not marked
+    """Of the tests collected in this run (all of ``make test``'s under ``-m "not slow"``), those not marked
     ``slow`` neither start a process, nor train, nor use a fixture that does (``conftest.TRAINING_FIXTURES``
     and those :func:`slow_functions` finds)."""
     fast = [item for item in request.session.items
