@@ -171,7 +171,7 @@ def test_cycle_momentum_off_keeps_sgd_momentum_at_0_9(cycle_momentum: bool, cifa
 
 @pytest.mark.slow  # starts a process
 def test_nan_loss_stops_the_run_with_a_message(cifar_root: Path, tmp_path: Path) -> None:
-    proc = run_script("train.py", *tiny_overrides(cifar_root), "model.logit_scale=nan", "data.subset=100",
+    proc = run_script("train.py", *tiny_overrides(cifar_root), "model.logit_scale=1e38", "data.subset=100",
                       "trainer.max_epochs=1", "callbacks.finite_loss.every_n_steps=2", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "the training loss became NaN or infinite between steps 0 and 2" in proc.stderr
