@@ -6,7 +6,7 @@ Protocol (all figures images/s, median or last-epoch, higher is better):
   the run's precision and memory format; ``--warmup`` untimed steps (cuDNN / oneDNN pick kernels),
   then the median over ``--steps`` timed steps, each ended by a device synchronisation.
 - **augment**: :class:`cifarlab.data.augment.DeviceAugment` on uint8 batches on the device (Page's
-  list: pad, crop, flip, cutout, normalise), median of ``--steps`` synchronised calls.
+  list: pad, crop, flip, cutout; uint8 out), median of ``--steps`` synchronised calls.
 - **pipeline**: ``train.py``'s ``run()`` on the real data, two epochs of ``--steps`` batches each; the
   second epoch's images/s from its Throughput callback (device-synchronised; data loading,
   augmentation, forward, backward, optimiser, logging; no validation).
@@ -74,7 +74,7 @@ def bare_step(model_name: str, batch_size: int, bf16: bool, warmup: int, steps: 
 
 def augment_only(batch_size: int, steps: int, device: str) -> float:
     """Median images/s of the device augmentation (Page's list) on uint8 batches."""
-    augment = DeviceAugment(PAGE_AUGMENT, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26])
+    augment = DeviceAugment(PAGE_AUGMENT, [0.49, 0.48, 0.45])
     images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
     ctx = BatchContext(torch.arange(batch_size, device=device), batch_size, 0, 0,
                        torch.Generator(device=device).manual_seed(0))

@@ -206,7 +206,7 @@ def test_evaluate_py_predictions_are_used_and_checked(sweeps: dict[str, Path], t
     assert found["a"]["predictions"].startswith("evaluate.py's predictions.npz in")
     assert found["b"]["predictions"].startswith("evaluate.py's predictions.npz in")
     assert found["paired"] == computed["paired"]
-    with pytest.raises(DataError, match=r"b_predictions=.*is not a report \(cifarlab.eval/2\) of"):
+    with pytest.raises(DataError, match=r"b_predictions=.*is not a report \(cifarlab.eval/3\) of"):
         compare(settings(tmp_path / "wrong", str(a), str(b), b_predictions=str(a / "eval")))
 
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from cifarlab.data import CIFAR10DataModule, channel_stats, load_cifar10
 from cifarlab.errors import ConfigError, DataError
+from cifarlab.module import ImageClassifier
 from conftest import CONF, write_cifar
 
 COLOR = OmegaConf.to_container(OmegaConf.load(CONF / "data/augmentation/color.yaml").train_transforms)
@@ -45,12 +46,15 @@ def test_strict_checksum_is_an_error(cifar_root: Path) -> None:
         load_cifar10(cifar_root, strict_checksum=True)
 
 
-def test_batches_shapes_dtypes_and_normalised_statistics(cifar_root: Path) -> None:
+def test_batches_are_uint8_and_the_model_normalises_them_to_zero_mean_and_unit_std(cifar_root: Path) -> None:
     dm = make_dm(cifar_root, train_transforms=[])
     images, labels = next(iter(dm.train_dataloader()))
-    assert images.shape == (32, 3, 32, 32) and images.dtype == torch.float32
+    assert images.shape == (32, 3, 32, 32) and images.dtype == torch.uint8
     assert labels.shape == (32,) and labels.dtype == torch.int64
-    everything = torch.stack([dm.train_set[i][0] for i in range(len(dm.train_set))])
+    model = ImageClassifier(net={"_target_": "torch.nn.Flatten"}, optimizer={}, loss={"_target_": "torch.nn.CrossEntropyLoss"},
+                            mean=dm.mean, std=dm.std, class_names=dm.class_names)
+    everything = model.normalise(torch.stack([dm.train_set[i][0] for i in range(len(dm.train_set))]))
+    assert everything.dtype == torch.float32
     assert everything.mean(dim=(0, 2, 3)).abs().max() < 1e-3
     assert (everything.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-3
 
@@ -67,8 +71,8 @@ def test_augmentation_keeps_shape_and_changes_pixels(cifar_root: Path) -> None:
     dm = make_dm(cifar_root)
     torch.manual_seed(0)
     views = torch.stack([dm.train_set[0][0] for _ in range(8)])
-    assert views.shape == (8, 3, 32, 32)
-    assert (views.std(dim=0) > 0).any(), "8 random augmentations of one image were identical"
+    assert views.shape == (8, 3, 32, 32) and views.dtype == torch.uint8
+    assert (views != views[0]).any(), "8 random augmentations of one image were identical"
     plain = dm.val_set[0][0]
     assert plain.shape == (3, 32, 32)
 
@@ -120,9 +124,9 @@ def test_cutout_hole_is_filled_with_the_mean(cifar_root: Path) -> None:
     spec = [{"_target_": "albumentations.CoarseDropout", "num_holes_range": [1, 1], "hole_height_range": [8, 8],
              "hole_width_range": [8, 8], "fill": "dataset_mean", "p": 1.0}]
     dm = make_dm(cifar_root, train_transforms=spec)
-    image = dm.train_set[0][0]
-    near_zero = (image.abs() < 0.03).all(dim=0)  # the mean pixel normalises to ~0 in every channel
-    assert near_zero.sum() >= 64
+    image = dm.train_set[0][0]  # uint8 (3, 32, 32)
+    fill = torch.tensor([round(m * 255) for m in dm.mean], dtype=torch.uint8).view(3, 1, 1)
+    assert (image == fill).all(dim=0).sum() >= 64  # the 8 x 8 hole holds the mean pixel (which normalises to ~0)
 
 
 def test_val_size_holds_out_training_images_and_subset_trims(cifar_root: Path) -> None:

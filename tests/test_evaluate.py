@@ -38,7 +38,7 @@ def test_accuracy_and_loss_equal_what_train_py_reported(run: Run, report: tuple[
     assert results["test"]["acc"] == pytest.approx(trained["test"]["acc"], abs=1e-6)
     assert results["test"]["loss"] == pytest.approx(trained["test"]["loss"], rel=1e-5)  # equal batches: same mean
     assert results["checkpoint"]["path"].endswith("last.ckpt") and results["checkpoint"]["sha256"] == run.sha256
-    assert 0.0 <= results["test"]["acc_tta_flip"] <= 1.0
+    assert results["test"]["tta"] == "flip" and 0.0 <= results["test"]["acc_tta"] <= 1.0
     assert json.loads((report[0] / "metrics.json").read_text()) == results
 
 

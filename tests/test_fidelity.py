@@ -52,16 +52,20 @@ def test_whitening_bias_freeze_leaves_a_network_without_whitening_alone() -> Non
 
 
 def test_test_loss_is_the_image_weighted_mean_over_batches_of_different_sizes() -> None:
-    module = ImageClassifier(net={"_target_": "torch.nn.Flatten"}, optimizer={}, loss={"_target_": "torch.nn.CrossEntropyLoss"},
+    net = {"_target_": "torch.nn.Sequential", "_args_": [{"_target_": "torch.nn.Conv2d", "in_channels": 3, "out_channels": 10,
+                                                          "kernel_size": 2}, {"_target_": "torch.nn.Flatten"}]}
+    torch.manual_seed(0)
+    module = ImageClassifier(net=net, optimizer={}, loss={"_target_": "torch.nn.CrossEntropyLoss"},
                              mean=[0.5] * 3, std=[0.25] * 3, class_names=CLASSES)
     module.log = lambda *args, **kwargs: None
-    torch.manual_seed(0)
-    batches = [(torch.randn(n, 10), torch.randint(0, 10, (n,))) for n in (8, 2)]
-    for batch in batches:
-        module._step(batch, "test")
-    logits, labels = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-    expected = torch.nn.functional.cross_entropy(logits, labels)  # the mean over all 10 images
-    batch_means = torch.stack([torch.nn.functional.cross_entropy(*b) for b in batches]).mean()
+    batches = [(torch.randint(0, 256, (n, 3, 2, 2), dtype=torch.uint8), torch.randint(0, 10, (n,))) for n in (8, 2)]
+    with torch.no_grad():
+        for batch in batches:
+            module._step(batch, "test")
+        logits = [module(images) for images, _ in batches]
+    labels = torch.cat([b[1] for b in batches])
+    expected = torch.nn.functional.cross_entropy(torch.cat(logits), labels)  # the mean over all 10 images
+    batch_means = torch.stack([torch.nn.functional.cross_entropy(x, b[1]) for x, b in zip(logits, batches)]).mean()
     assert module.test_loss.compute() == pytest.approx(expected.item(), abs=1e-6)
     assert abs(expected - batch_means) > 1e-3  # the unweighted mean of batch means would differ
 

@@ -7,6 +7,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,6 @@ import torch
 from cifarlab.errors import CifarlabError, DataError
 from cifarlab.module import ImageClassifier
 from cifarlab.run import Run
-from cifarlab.data.augment import build_eval_transform
 
 BEST = "epoch001-val_acc0.5000.ckpt"
 
@@ -94,11 +94,12 @@ def test_no_test_set_at_the_data_root_says_to_pass_data_root(trained_run: Path, 
 def test_predict_equals_the_lightning_module_in_eval_mode(run: Run) -> None:
     images, _ = run.test_set()
     module = ImageClassifier.load_from_checkpoint(run.ckpt_path, map_location="cpu", weights_only=True).eval()
-    transform = build_eval_transform(run.hparams["mean"], run.hparams["std"])
-    normalised = torch.stack([transform(image=image)["image"] for image in images])
     with torch.inference_mode():
-        want = module(normalised)
+        want = module(torch.from_numpy(images))
     got = run.predict(images, batch_size=32)
+    # the module's normalisation is albumentations' Normalize, to the bit
+    normalise = A.Normalize(mean=run.hparams["mean"], std=run.hparams["std"], max_pixel_value=255.0)
+    normalised = torch.stack([torch.from_numpy(normalise(image=image)["image"]).permute(2, 0, 1) for image in images])
     assert got.dtype == torch.float32 and got.shape == (len(images), 10)
     torch.testing.assert_close(run.model.normalise(torch.from_numpy(images)), normalised, rtol=0, atol=0)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

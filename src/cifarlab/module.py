@@ -1,9 +1,17 @@
-"""The LightningModule: a classifier around any network of :mod:`cifarlab.models`.
+"""The LightningModule: a classifier around any network of :mod:`cifarlab.models`, from uint8
+pixels to logits in one forward.
+
+It owns what stands between the pixels and the network: the normalisation (the training images'
+per-channel mean and standard deviation, as buffers), the memory format and test-time augmentation.
+Both data paths hand it uint8 batches, and ``trainer.test``, :class:`cifarlab.run.Run`, evaluate,
+the app and the export all call the same :meth:`ImageClassifier.forward` (airbench's ``infer``:
+one path from weights to predictions; and a quarter of the bytes of float32 on the way to the device).
 
 Its arguments are plain containers (the Hydra specs of the network, loss, optimiser and scheduler,
 and the normalisation statistics), saved as hyperparameters, so a checkpoint rebuilds its model
 with ``ImageClassifier.load_from_checkpoint(path)`` under torch's ``weights_only`` loading, with no
-config at hand.
+config at hand. The normalisation buffers are rebuilt from those hyperparameters, not stored in the
+``state_dict``: checkpoints written before the module took uint8 load unchanged.
 
 On the training path nothing waits for the device: metrics skip argument validation and NaN checks
 (:class:`~cifarlab.callbacks.FiniteLossCheck` catches a NaN loss every N steps instead), and values
@@ -60,18 +68,20 @@ class ImageClassifier(L.LightningModule):
         scheduler: Hydra ``_partial_`` spec of a per-step scheduler (``conf/scheduler``, OneCycleLR),
             completed with the optimiser and ``total_steps``; ``None`` keeps the optimiser's ``lr``.
         loss: Hydra spec of the loss, e.g. ``CrossEntropyLoss`` with ``label_smoothing``.
-        mean, std: per-channel training statistics (pixel/255) the inputs were normalised with;
-            kept so that evaluation and the app can normalise and denormalise images.
+        mean, std: per-channel statistics (pixel/255) of the training images: :meth:`normalise`
+            maps a pixel ``x`` of channel ``c`` to ``(x - 255 mean[c]) * (1 / (255 std[c]))`` in float32,
+            the arithmetic of albumentations' ``Normalize``.
         class_names: the 10 class names, in label order.
-        channels_last: keep weights and inputs in NHWC memory format (faster convolutions with
-            bf16 on CPU and tensor cores on GPU).
+        channels_last: keep weights and normalised inputs in NHWC memory format (faster
+            convolutions with bf16 on CPU and tensor cores on GPU).
         compile: ``torch.compile`` the network; :attr:`compile_seconds` times the compilation,
             done on random batches before the first epoch so that it stays out of the training time
             (on a GPU the same warm-up runs without ``compile`` too: cuDNN's autotuning).
         tta: test-time augmentation reported beside the plain test accuracy: ``none``, ``flip``
             or ``flip_translate`` (see :func:`cifarlab.tta.tta_logits`).
 
-    Inputs (N, 3, 32, 32) float32 normalised, labels (N,) int64; ``forward`` returns (N, C) logits.
+    Batches are (images (N, 3, 32, 32) uint8, labels (N,) int64); ``forward(images, tta)`` returns
+    (N, C) logits (float32, or the autocast dtype under ``*-mixed`` precision).
     Logs ``train/loss_step`` and ``train/acc_step`` (each batch's), ``train/loss_epoch``,
     ``train/acc_epoch``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc`` and, with ``tta``,
     ``test/acc_tta`` (accuracy as a fraction in [0, 1], micro-averaged; epoch losses averaged over
@@ -79,6 +89,7 @@ class ImageClassifier(L.LightningModule):
 
     Raises:
         ConfigError: an unknown ``tta``, or a OneCycle schedule too short for its phases.
+        ValueError: ``forward`` of images that are not a uint8 batch.
     """
 
     def __init__(self, net: dict, optimizer: dict, loss: dict, mean: list[float], std: list[float],
@@ -98,15 +109,48 @@ class ImageClassifier(L.LightningModule):
             setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))
         self.test_acc_tta = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.compile_seconds = 0.0
+        # not in the state_dict: rebuilt from the mean/std hyperparameters (checkpoints keep their format)
+        self.register_buffer("pixel_shift", (torch.tensor(mean, dtype=torch.float32) * 255).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("pixel_scale", torch.reciprocal(torch.tensor(std, dtype=torch.float32) * 255)
+                             .view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) or (N, H, W, 3) uint8 -> (N, 3, H, W) float32, normalised with the training
+        statistics, channels_last with ``channels_last``: what the network takes.
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        Raises:
+            ValueError: ``images`` is not a 4-d uint8 batch (e.g. already normalised floats).
+        """
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"the model takes (N, 3, H, W) or (N, H, W, 3) uint8 images, got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if images.shape[1] != 3 and images.shape[-1] == 3:
+            images = images.permute(0, 3, 1, 2)
+        x = (images.float() - self.pixel_shift) * self.pixel_scale
+        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
+
+    def forward(self, images: torch.Tensor, tta: str = "none") -> torch.Tensor:
+        """Logits (N, C) of uint8 ``images`` (N, 3, H, W) or (N, H, W, 3) under test-time augmentation
+        ``tta`` (``none`` | ``flip`` | ``flip_translate``, :func:`cifarlab.tta.tta_logits`).
+
+        Raises:
+            ValueError: images that are not a uint8 batch; an unknown ``tta``.
+        """
+        return tta_logits(self._net, self.normalise(images), tta)
+
+    def _net(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on normalised images ``x``, in the memory format it trains in (TTA's flipped
+        and shifted views come back contiguous)."""
+        return self.net(x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                  torch.Tensor]:
+        """Loss, normalised images and logits of a (uint8 images, labels) batch; updates and logs
+        the stage's metrics."""
         images, labels = batch
-        logits = self(images)
+        x = self.normalise(images)
+        logits = self._net(x)  # = self(images): the plain logits, kept for the TTA of test_step
         loss = self.criterion(logits, labels)
         acc, mean_loss = getattr(self, f"{stage}_acc"), getattr(self, f"{stage}_loss")
         # update, not forward: no per-batch compute. The loss enters once per image (a broadcast view),
@@ -122,7 +166,7 @@ class ImageClassifier(L.LightningModule):
                  batch_size=len(labels))
         self.log(f"{stage}/acc{suffix}", acc, on_step=False, on_epoch=True, prog_bar=stage != "train",
                  batch_size=len(labels))
-        return loss, logits
+        return loss, x, logits
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")[0]
@@ -131,13 +175,13 @@ class ImageClassifier(L.LightningModule):
         self._step(batch, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        _, logits = self._step(batch, "test")
-        if self.hparams.tta != "none":
-            self.test_acc_tta.update(tta_logits(self, batch[0], self.hparams.tta, plain=logits), batch[1])
+        _, x, logits = self._step(batch, "test")
+        if self.hparams.tta != "none":  # forward(images, tta), reusing the plain logits
+            self.test_acc_tta.update(tta_logits(self._net, x, self.hparams.tta, plain=logits), batch[1])
             self.log("test/acc_tta", self.test_acc_tta, on_step=False, on_epoch=True, batch_size=len(batch[1]))
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """Logits (N, C) float32 of a batch of (images, labels)."""
+        """Logits (N, C) float32 of a batch of (uint8 images, labels)."""
         return self(batch[0]).float()
 
     # ------------------------------------------------------------------ optimisation
@@ -193,7 +237,8 @@ class ImageClassifier(L.LightningModule):
     def on_fit_start(self) -> None:
         datamodule = self.trainer.datamodule
         if hasattr(self.net, "init_whitening") and datamodule is not None:
-            self.net.init_whitening(datamodule.normalised_train_images(5000).to(self.device))
+            images = datamodule.train_images(5000).to(self.device)
+            self.net.init_whitening(self.normalise(images).contiguous())
         if (self.hparams.compile or self.device.type == "cuda") and datamodule is not None:
             hp = datamodule.hparams
             self.compile_seconds = self._warm_up_on_random_batches(hp.batch_size, hp.get("eval_batch_size") or hp.batch_size)
@@ -205,7 +250,7 @@ class ImageClassifier(L.LightningModule):
         Returns the seconds it took (device synchronised), kept out of the training time."""
         state = copy.deepcopy(self.net.state_dict())
         start = time.perf_counter()
-        x = torch.randn(batch_size, 3, 32, 32, device=self.device)
+        x = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=self.device)
         y = torch.randint(0, len(self.hparams.class_names), (batch_size,), device=self.device)
         precision = self.trainer.precision_plugin
         for _ in range(2):
@@ -214,7 +259,8 @@ class ImageClassifier(L.LightningModule):
             loss.backward()
         self.eval()
         with torch.inference_mode(), precision.test_step_context():
-            tta_logits(self, torch.randn(eval_batch_size, 3, 32, 32, device=self.device), self.hparams.tta)
+            self(torch.randint(0, 256, (eval_batch_size, 3, 32, 32), dtype=torch.uint8, device=self.device),
+                 self.hparams.tta)
         self.train()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

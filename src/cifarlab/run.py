@@ -1,6 +1,8 @@
 """A trained run, read once: the one place that knows a ``train.py`` run dir (``config.yaml``,
-``.hydra/``, ``metrics.json``, ``checkpoints/``, ``tensorboard/``). :meth:`Run.predict` is the one
-path from weights to logits: ``evaluate.py``, flip TTA, ``compare.py`` and the app go through it.
+``.hydra/``, ``metrics.json``, ``checkpoints/``, ``tensorboard/``). Its model is the training's own
+:class:`~cifarlab.module.ImageClassifier`, and :meth:`Run.predict` calls the forward train.py's test
+calls (uint8 in, logits out, the same TTA): ``evaluate.py``, ``compare.py``, ``predict.py`` and the app
+go through it.
 :class:`RunRecord` reads what a run dir records without loading its checkpoint."""
 from __future__ import annotations
 
@@ -8,20 +10,18 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from torch import nn
 
 from cifarlab.config import best_precision
 from cifarlab.errors import CifarlabError, ConfigError, DataError
-from cifarlab.tta import tta_logits
+from cifarlab.module import ImageClassifier
+from cifarlab.tta import TTA_MODES
 
 if TYPE_CHECKING:
     from cifarlab.data import CIFAR10Arrays
@@ -68,36 +68,6 @@ class RunRecord:
         )
 
 
-class NormalisedClassifier(nn.Module):
-    """``net`` behind the normalisation it was trained with: uint8 images in, logits out.
-
-    Args:
-        net: a network taking (N, 3, 32, 32) float32 normalised images.
-        mean, std: per-channel training statistics in pixel/255 units.
-        channels_last: run ``net`` in NHWC memory format, as it was trained.
-
-    ``forward``: (N, 3, H, W) or (N, H, W, 3) uint8 -> (N, C) logits.
-    """
-
-    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float], channels_last: bool) -> None:
-        super().__init__()
-        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
-        self.channels_last = channels_last
-        # The arithmetic of albumentations' Normalize (training's): (x - 255 mean) * (1 / (255 std)) in float32.
-        self.register_buffer("shift", (torch.tensor(mean, dtype=torch.float32) * 255).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.reciprocal(torch.tensor(std, dtype=torch.float32) * 255).view(1, 3, 1, 1))
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) or (N, H, W, 3) uint8 -> (N, 3, H, W) float32, as the network saw in training."""
-        if images.shape[1] != 3 and images.shape[-1] == 3:
-            images = images.permute(0, 3, 1, 2)
-        x = (images.float() - self.shift) * self.scale
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalise(images))
-
-
 class Run:
     """A ``train.py`` run dir (the checkpoint it tested) or a ``.ckpt`` file, read once.
 
@@ -113,7 +83,8 @@ class Run:
     ``root``, ``val_size``, ``subset``, ``seed``...; empty when not recorded), ``net_target``, ``class_names``,
     ``record`` (the run dir's :class:`RunRecord`, None for a .ckpt outside a run), ``train_metrics``
     (train's ``metrics.json`` or None), ``precision``, ``data_root``, ``device``,
-    ``model`` (a :class:`NormalisedClassifier`, fp32, eval mode) and ``net`` (the network in it).
+    ``model`` (the :class:`~cifarlab.module.ImageClassifier` training built, with the checkpoint's
+    weights, fp32, eval mode: uint8 images in, logits out) and ``net`` (the network in it).
 
     The tested checkpoint is ``tested_checkpoint.path`` of ``metrics.json``, relative to the
     run dir; an absolute one (older runs) outside the run dir, a run without ``metrics.json``
@@ -159,14 +130,13 @@ class Run:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is not supported here: use one of {', '.join(PRECISIONS)}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        net = instantiate(self.hparams["net"])
+        self.model = ImageClassifier(**self.hparams)
         try:
-            net.load_state_dict({k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+            self.model.load_state_dict(ckpt["state_dict"])
         except RuntimeError as err:  # missing keys / size mismatch
             raise CifarlabError(f"the weights in {self.ckpt_path} do not fit the {self.net_name} its hyperparameters "
                                 f"describe ({str(err).splitlines()[0]}); the checkpoint is damaged or edited") from err
-        self.model = NormalisedClassifier(net, self.hparams["mean"], self.hparams["std"],
-                                          bool(self.hparams.get("channels_last"))).float().eval().to(self.device)
+        self.model = self.model.float().eval().to(self.device)
         self.net = self.model.net
 
     def _tested_checkpoint(self) -> Path:
@@ -196,24 +166,24 @@ class Run:
 
     def predict(self, images: np.ndarray | torch.Tensor, batch_size: int = 500, tta: str = "none") -> torch.Tensor:
         """Logits (N, C) float32 on the CPU of images (N, 3, 32, 32) or (N, 32, 32, 3) uint8 (numpy
-        or torch), in batches, in the run's precision (autocast for ``*-mixed``). ``tta="flip"``:
-        the mean of the logits of each image and its mirror image, through :func:`cifarlab.tta.tta_logits`,
-        the function train.py's test uses.
+        or torch), in batches, in the run's precision (autocast for ``*-mixed``), under test-time
+        augmentation ``tta`` (``none`` | ``flip`` | ``flip_translate``): the model's forward, as
+        train.py's test runs it.
 
         Raises:
-            ValueError: images that are not a uint8 batch, or a ``tta`` other than none / flip.
+            ValueError: images that are not a uint8 batch, or an unknown ``tta``.
         """
         images = torch.as_tensor(images)
-        if images.dtype != torch.uint8 or images.ndim != 4 or tta not in ("none", "flip"):
-            raise ValueError(f"predict takes a (N, 3, H, W) or (N, H, W, 3) uint8 batch and tta none | flip, got "
-                             f"{images.dtype} {tuple(images.shape)}, tta={tta!r}")
+        if images.dtype != torch.uint8 or images.ndim != 4 or tta not in TTA_MODES:
+            raise ValueError(f"predict takes a (N, 3, H, W) or (N, H, W, 3) uint8 batch and tta "
+                             f"{' | '.join(TTA_MODES)}, got {images.dtype} {tuple(images.shape)}, tta={tta!r}")
         images = images if images.shape[1] == 3 else images.permute(0, 3, 1, 2)
         dtype = PRECISIONS[self.precision]
         chunks = [torch.zeros(0, len(self.class_names))]
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             for batch in images.split(batch_size):
                 batch = batch.to(self.device)
-                chunks.append(tta_logits(lambda x: self.model(x).float(), batch, tta).cpu())
+                chunks.append(self.model(batch, tta).float().cpu())
         return torch.cat(chunks)
 
     def test_set(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """Training augmentation built from the YAML lists in ``conf/data/augmentation/``, on two paths.
 
 Each list entry is a Hydra spec (``_target_`` + arguments) of an albumentations transform applied
-to the uint8 (32, 32, 3) image before normalisation. An argument whose value is the string
+to the uint8 (32, 32, 3) image. Both paths give uint8 images: the model normalises them
+(:meth:`cifarlab.module.ImageClassifier.normalise`). An argument whose value is the string
 ``dataset_mean`` is replaced by the training set's per-channel mean pixel (0-255), so cutout holes
 are filled with the mean, which normalises to (within rounding) 0 (DeVries & Taylor 2017; Page
 fills with 0 after normalising).
@@ -38,23 +39,17 @@ def mean_pixel(mean: Sequence[float]) -> tuple[int, int, int]:
     return tuple(int(round(m * 255)) for m in mean)
 
 
-def normalise_and_tensor(mean: Sequence[float], std: Sequence[float]) -> list[A.BasicTransform]:
-    """Normalize((x/255 - mean) / std) then HWC uint8 -> CHW float32 tensor."""
-    return [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
-
-
-def build_train_transform(specs: Sequence[Mapping], mean: Sequence[float], std: Sequence[float],
-                          seed: int | None = None) -> A.Compose:
-    """Compose the augmentation specs, then normalise with the training statistics (workers path).
+def build_train_transform(specs: Sequence[Mapping], mean: Sequence[float], seed: int | None = None) -> A.Compose:
+    """Compose the augmentation specs, then HWC -> CHW (workers path).
 
     Args:
         specs: Hydra specs of albumentations transforms, in order.
-        mean, std: per-channel training statistics in [0, 1] units (pixel / 255).
+        mean: per-channel training mean in [0, 1] units (pixel / 255), the ``dataset_mean`` fill.
         seed: seed of the pipeline's own random state (albumentations ignores the global seeds);
             ``None`` draws one from the OS, so runs are not reproducible.
 
     Returns:
-        A Compose mapping ``image=`` (32, 32, 3) uint8 to ``{"image": (3, 32, 32) float32 tensor}``.
+        A Compose mapping ``image=`` (32, 32, 3) uint8 to ``{"image": (3, 32, 32) uint8 tensor}``.
 
     Raises:
         ConfigError: a spec that albumentations cannot instantiate (bad name or argument), or a
@@ -75,12 +70,12 @@ def build_train_transform(specs: Sequence[Mapping], mean: Sequence[float], std: 
                 f"data.train_transforms[{i}] ({spec.get('_target_')}) could not be built: {err}. "
                 "Check the transform name and its arguments against albumentations 2.0.8."
             ) from err
-    return A.Compose(transforms + normalise_and_tensor(mean, std), seed=seed)
+    return A.Compose(transforms + [ToTensorV2()], seed=seed)
 
 
-def build_eval_transform(mean: Sequence[float], std: Sequence[float]) -> A.Compose:
-    """Normalise only (validation and test): (32, 32, 3) uint8 -> (3, 32, 32) float32 tensor."""
-    return A.Compose(normalise_and_tensor(mean, std))
+def build_eval_transform() -> A.Compose:
+    """No augmentation (validation and test): (32, 32, 3) uint8 -> (3, 32, 32) uint8 tensor."""
+    return A.Compose([ToTensorV2()])
 
 
 # ---------------------------------------------------------------- device path: batched tensor ops
@@ -257,21 +252,20 @@ DEVICE_ONLY = {"cifarlab.data.augment.AlternatingFlip"}
 
 
 class DeviceAugment:
-    """The augmentation list as batched ops on uint8 (N, 3, H, W) tensors, then normalisation.
+    """The augmentation list as batched ops on uint8 (N, 3, H, W) tensors.
 
     Args:
         specs: the Hydra specs of ``data.train_transforms`` (the same list the workers path uses).
-        mean, std: per-channel training statistics in [0, 1] units (pixel / 255).
+        mean: per-channel training mean in [0, 1] units (pixel / 255), the ``dataset_mean`` fill.
 
-    ``augment(images, ctx)``: uint8 (N, 3, 32, 32) on any device -> float32 (N, 3, 32, 32),
-    normalised, channels_last. ``normalise(images)`` does the last step alone (validation, test).
+    ``augment(images, ctx)``: uint8 (N, 3, 32, 32) on any device -> uint8 (N, 3, 32, 32).
 
     Raises:
         ConfigError: a transform with no batched equivalent (its index and name, and to use
             ``data.augment_on=workers``), or arguments the batched op does not take.
     """
 
-    def __init__(self, specs: Sequence[Mapping], mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, specs: Sequence[Mapping], mean: Sequence[float]) -> None:
         fill = mean_pixel(mean)
         self.ops: list[BatchedOp] = []
         for i, spec in enumerate(specs):
@@ -283,16 +277,8 @@ class DeviceAugment:
                 )
             args = {k: v for k, v in _resolve_mean(spec, fill).items() if k != "_target_"}
             self.ops.append(BATCHED_OPS[target](**args))
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, H, W) -> float32 ((x - 255 mean) / (255 std)), channels_last."""
-        if self.mean.device != images.device:  # moved once, not per batch
-            self.mean, self.std = self.mean.to(images.device), self.std.to(images.device)
-        return ((images.float() - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
 
     def augment(self, images: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         for op in self.ops:
             images = op(images, ctx)
-        return self.normalise(images)
+        return images

@@ -160,14 +160,14 @@ class ResumableDataLoader(DataLoader):
 
 
 class DeviceBatches:
-    """Batches of (images float32 (B, 3, 32, 32) normalised, channels_last; labels int64 (B,)) built
-    on ``device`` from uint8 arrays held there.
+    """Batches of (images uint8 (B, 3, 32, 32), labels int64 (B,)) built on ``device`` from uint8
+    arrays held there.
 
     Args:
         images: uint8 (N, 32, 32, 3); labels: int64 (N,).
         batch_size, drop_last: as for a DataLoader.
         order: the :class:`EpochOrder` (shuffle, rank share).
-        augment: the batched ops and normalisation; ``train=False`` normalises only.
+        augment: the batched ops; ``train=False`` serves the images as they are.
         seed, rank: each batch's random draws come from a generator seeded with :func:`batch_seed`.
         device: where the arrays live and the batches are made.
         batches_done: a callable giving the batches of the epoch already done (a resumed epoch
@@ -201,7 +201,7 @@ class DeviceBatches:
                 ctx = BatchContext(idx, len(self.images), epoch, self.seed, generator)
                 yield self.augment.augment(images, ctx), self.labels[idx]
             else:
-                yield self.augment.normalise(images), self.labels[idx]
+                yield images, self.labels[idx]
 
 
 class CIFAR10DataModule(L.LightningDataModule):
@@ -226,7 +226,7 @@ class CIFAR10DataModule(L.LightningDataModule):
             is seeded from (seed, rank, epoch, batch) (:func:`batch_seed`), so under DDP each rank
             augments differently; all ranks share one order.
         train_transforms: Hydra specs of the albumentations augmentation (see
-            :mod:`cifarlab.data.augment`); normalisation is appended.
+            :mod:`cifarlab.data.augment`).
         augment_on: ``workers`` (albumentations per image in DataLoader workers) or ``device``
             (:class:`DeviceBatches` on the model's device; ``num_workers`` etc. are then unused).
 
@@ -235,8 +235,9 @@ class CIFAR10DataModule(L.LightningDataModule):
     training in equal shares, validation and test with each image on exactly one rank (the
     torchmetrics objects of :class:`~cifarlab.module.ImageClassifier` sum their counts over ranks).
 
-    After ``setup()``: ``mean``/``std`` (per-channel statistics of the training images used,
-    pixel/255), ``class_names``, ``checksum`` (a :class:`ChecksumReport`).
+    Every batch holds uint8 images (N, 3, 32, 32) and int64 labels: the model normalises. After
+    ``setup()``: ``mean``/``std`` (per-channel statistics of the training images used, pixel/255,
+    for the model's normalisation), ``class_names``, ``checksum`` (a :class:`ChecksumReport`).
 
     Raises:
         ConfigError: a non-positive batch_size or subset, negative num_workers or val_size,
@@ -306,22 +307,19 @@ class CIFAR10DataModule(L.LightningDataModule):
         self.mean, self.std = channel_stats(train_x)
         specs = self.hparams.train_transforms or []
         if self.hparams.augment_on == "device":
-            self.device_augment = DeviceAugment(specs, self.mean, self.std)
+            self.device_augment = DeviceAugment(specs, self.mean)
             train_tf = eval_tf = None
         else:
-            train_tf = build_train_transform(specs, self.mean, self.std, self.hparams.seed)  # reseeded per batch
-            eval_tf = build_eval_transform(self.mean, self.std)
+            train_tf = build_train_transform(specs, self.mean, self.hparams.seed)  # reseeded per batch
+            eval_tf = build_eval_transform()
         self.train_set = ImageDataset(train_x, train_y, train_tf)
         self.val_set = ImageDataset(val_x, val_y, eval_tf)
         self.test_set = ImageDataset(self.arrays.test_images, self.arrays.test_labels, eval_tf)
 
-    def normalised_train_images(self, n: int) -> torch.Tensor:
-        """The first ``n`` training images, normalised: float32 (n, 3, 32, 32) on the CPU (airbench's
+    def train_images(self, n: int) -> torch.Tensor:
+        """The first ``n`` training images, uint8 (n, 3, 32, 32) on the CPU, unaugmented (airbench's
         whitening layer is set from their patches)."""
-        images = torch.from_numpy(self.train_set.images[:n]).permute(0, 3, 1, 2).float()
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1) * 255
-        std = torch.tensor(self.std).view(1, 3, 1, 1) * 255
-        return (images - mean) / std
+        return torch.from_numpy(self.train_set.images[:n]).permute(0, 3, 1, 2)
 
     @property
     def rank(self) -> int:

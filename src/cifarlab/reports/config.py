@@ -16,9 +16,10 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 
 from cifarlab.errors import ConfigError
+from cifarlab.tta import TTA_MODES
 
 Target = Enum("Target", {"predicted": "predicted", "label": "label"})  # the class whose evidence GradCAM shows
-TTA = Enum("TTA", {"none": "none", "flip": "flip"})
+TTA = Enum("TTA", {m: m for m in TTA_MODES})  # test-time augmentation, cifarlab.tta
 
 
 @dataclass
@@ -58,7 +59,7 @@ class ReportSettings:
 
     num_misclassified: int = 10
     image_size: int = 128
-    tta: TTA = TTA.none
+    tta: Optional[TTA] = None  # None: the run's own (train.py's test)
     gradcam: GradcamSettings = field(default_factory=GradcamSettings)
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
 

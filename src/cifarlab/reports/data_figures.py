@@ -24,8 +24,6 @@ def write_data_figures(datamodule: CIFAR10DataModule, out: Path, count: int = 20
     titles = [names[int(y)] for y in dataset.labels[:count]]
     out.mkdir(parents=True, exist_ok=True)
     save_grid(upscale(dataset.images[:count], size), titles, out / "samples.png", title="Training images")
-    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (datamodule.mean, datamodule.std))
-    augmented = torch.stack([dataset[i][0] for i in range(count)]) * std + mean  # normalised -> [0, 1]
-    rgb = (augmented.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    rgb = torch.stack([dataset[i][0] for i in range(count)]).permute(0, 2, 3, 1).numpy()  # uint8 (N, H, W, 3)
     save_grid(upscale(np.ascontiguousarray(rgb), size), titles, out / "augmentations.png",
               title="The same images after the training augmentation")

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from cifarlab.errors import ConfigError, DataError
 from cifarlab.reports.calibration import calibration_report, calibration_summary, save_reliability_diagram
-from cifarlab.reports.config import TTA, EvalConfig, ReportSettings, Target
+from cifarlab.reports.config import EvalConfig, ReportSettings, Target
 from cifarlab.reports.figures import save_confusion_matrix, save_curves, save_grid, upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, overlay
 from cifarlab.reports.metrics import classification_report
@@ -26,7 +26,7 @@ from cifarlab.run import Run
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "cifarlab.eval/2"
+SCHEMA = "cifarlab.eval/3"
 
 
 def caption(index: int, label: int, probs: torch.Tensor, class_names: list[str]) -> str:
@@ -46,7 +46,7 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     ``reliability.png``, ``robustness.png`` (unless ``settings.robustness.enabled`` is false), ``MODEL_CARD.md``
     (:func:`cifarlab.reports.model_card.render_model_card`), ``metrics.json``.
 
-    Returns the contents of ``metrics.json`` (schema ``cifarlab.eval/2``, docs/eval-metrics.md):
+    Returns the contents of ``metrics.json`` (schema ``cifarlab.eval/3``, docs/eval-metrics.md):
     accuracies as fractions, seconds, test images per second of inference.
 
     Raises:
@@ -93,9 +93,8 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     else:
         log.warning("no TensorBoard events in the run dir (%s): curves.png not written", run.run_dir)
 
-    tta = None
-    if settings.tta is TTA.flip:
-        tta = float((run.predict(images, batch_size, tta="flip").argmax(1).numpy() == labels).mean())
+    tta = settings.tta.value if settings.tta is not None else run.hparams.get("tta", "none")
+    acc_tta = None if tta == "none" else float((run.predict(images, batch_size, tta).argmax(1).numpy() == labels).mean())
     if held_out is not None:
         held_out = run.predict(held_out[0], batch_size), torch.from_numpy(held_out[1])
     calibration = calibration_report(logits, labels_t, held_out)
@@ -108,7 +107,8 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
         "data_root": str(run.data_root),
         "precision": run.precision,
         "device": str(run.device),
-        "test": {"images": len(labels), "acc": report["acc"], "loss": report["loss"], "acc_tta_flip": tta},
+        "test": {"images": len(labels), "acc": report["acc"], "loss": report["loss"], "tta": tta,
+                 "acc_tta": acc_tta},
         "per_class": report["per_class"],
         "confusion_matrix": report["confusion_matrix"],
         "misclassified": {"count": len(wrong), "shown": shown.tolist()},
@@ -169,7 +169,7 @@ def print_report(results: dict) -> None:
     console = Console()
     console.print(table)
     test = results["test"]
-    tta = f", with flip TTA {100 * test['acc_tta_flip']:.2f} %" if test["acc_tta_flip"] is not None else ""
+    tta = f", with TTA {test['tta']} {100 * test['acc_tta']:.2f} %" if test["acc_tta"] is not None else ""
     console.print(f"test accuracy {100 * test['acc']:.2f} % ({test['images']} images{tta}), "
                   f"{results['misclassified']['count']} misclassified, {results['images_per_s']:.0f} images/s")
     console.print(calibration_summary(results["calibration"]))

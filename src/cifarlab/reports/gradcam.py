@@ -17,7 +17,7 @@ from torch import nn
 
 from cifarlab.errors import ConfigError
 from cifarlab.reports.figures import upscale
-from cifarlab.run import NormalisedClassifier
+from cifarlab.module import ImageClassifier
 
 def layer_names(net: nn.Module) -> list[str]:
     """The blocks of ``net`` that output (N, C, H, W) feature maps: its top-level children and
@@ -49,7 +49,7 @@ def check_layer(net: nn.Module, name: str) -> str:
     return name
 
 
-def gradcam(model: NormalisedClassifier, images: np.ndarray, layer: str, targets: Sequence[int] | None = None,
+def gradcam(model: ImageClassifier, images: np.ndarray, layer: str, targets: Sequence[int] | None = None,
             batch_size: int = 64) -> np.ndarray:
     """GradCAM maps (N, H, W) float32 in [0, 1] of images (N, H, W, 3) uint8 at block ``layer``.
 

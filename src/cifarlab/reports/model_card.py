@@ -17,7 +17,7 @@ from cifarlab.run import Run
 NOT_MEASURED = "not measured"
 WORST_PAIRS = 5  # confusion pairs listed
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~<>-])/(?:[^\s/'\"=,;:]+/)*([^\s/'\"=,;:]+)/?")
-EVALUATE = "python evaluate.py ckpt_path=<run dir> eval.tta=flip"
+EVALUATE = "python evaluate.py ckpt_path=<run dir>"
 
 
 def no_absolute_paths(text: str) -> str:
@@ -86,7 +86,7 @@ def accuracy_section(train: dict | None, evaluation: dict | None) -> list[str]:
     test = (evaluation or {}).get("test") or {}
     trained = (train or {}).get("test") or {}
     rows = [("test accuracy (evaluate.py)", pct(test.get("acc"))),
-            ("test accuracy with flip TTA (evaluate.py, eval.tta=flip)", pct(test.get("acc_tta_flip"))),
+            (f"test accuracy with TTA {test.get('tta', 'none')} (evaluate.py)", pct(test.get("acc_tta"))),
             ("test accuracy (train.py's test)", pct(trained.get("acc"))),
             (f"test accuracy with TTA {trained.get('tta', 'none')} (train.py's test)", pct(trained.get("acc_tta"))),
             ("held-out validation accuracy", pct(((train or {}).get("val") or {}).get("acc"))),
@@ -215,7 +215,7 @@ def render_model_card(config: dict | None, train: dict | None, evaluation: dict 
     Args:
         config: the run's resolved ``config.yaml`` (None: not recorded).
         train: train.py's ``metrics.json`` (schema ``cifarlab.train/1``; its ``provenance`` when present).
-        evaluation: evaluate.py's ``metrics.json`` (schema ``cifarlab.eval/1``, with ``calibration``
+        evaluation: evaluate.py's ``metrics.json`` (schema ``cifarlab.eval/3``, with ``calibration``
             and ``robustness`` when measured); None: the sections that need it say not measured.
         overrides: ``.hydra/overrides.yaml`` (the train command's overrides); None: not recorded.
         class_names: the classes, in order (default: those of ``evaluation``'s ``per_class``).

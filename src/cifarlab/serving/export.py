@@ -1,6 +1,6 @@
 """A trained run's model as a file other programs run (``export.py``): ONNX through torch's exporter
 (``torch.onnx.export(dynamo=True)``, which needs ``onnxscript``; checked with onnxruntime) or
-TorchScript (``torch.jit.trace``). Either is the run's :class:`~cifarlab.run.NormalisedClassifier`
+TorchScript (``torch.jit.trace`` through Lightning's ``to_torchscript``). Either is the run's :class:`~cifarlab.module.ImageClassifier`
 in fp32: uint8 images (N, 3, 32, 32), any N, in; float32 logits (N, C) out, the normalisation inside."""
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from rich.console import Console
 
 from cifarlab.app.uploads import SIZE
 from cifarlab.errors import CifarlabError
-from cifarlab.run import NormalisedClassifier, Run
+from cifarlab.module import ImageClassifier
+from cifarlab.run import Run
 from cifarlab.serving.config import ExportConfig, Format
 
 SCHEMA = "cifarlab.export/1"
@@ -24,9 +25,12 @@ FILES = {Format.onnx: "model.onnx", Format.torchscript: "model.pt"}
 CHECK_IMAGES = 8  # random images the written file must give the model's logits for (another batch size than traced)
 TOLERANCE = 1e-4  # largest |logit difference| accepted from the written file, in logits
 JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"  # torch 2.14's notice on every TorchScript call (the README says it)
+# Lightning 2.6's notice on to_torchscript, which traces a LightningModule (torch.jit.trace alone trips on its
+# unattached `trainer` property); the same deprecation as torch's
+TO_TORCHSCRIPT_DEPRECATED = r"`LightningModule.to_torchscript` has been deprecated"
 
 
-def export_onnx(model: NormalisedClassifier, example: torch.Tensor, path: Path) -> int:
+def export_onnx(model: ImageClassifier, example: torch.Tensor, path: Path) -> int:
     """Write ``model`` as ONNX to ``path`` (weights inside the file) with a dynamic batch dimension
     ``batch``; returns the opset. ``example``: a (n, 3, 32, 32) uint8 batch, n >= 2.
 
@@ -43,15 +47,16 @@ def export_onnx(model: NormalisedClassifier, example: torch.Tensor, path: Path) 
     return program.model.opset_imports[""]
 
 
-def export_torchscript(model: NormalisedClassifier, example: torch.Tensor, path: Path) -> None:
+def export_torchscript(model: ImageClassifier, example: torch.Tensor, path: Path) -> None:
     """Write ``model`` traced on ``example`` (n, 3, 32, 32) uint8 as TorchScript to ``path``
     (``torch.jit.load`` reads it; any batch size runs). torch 2.14 deprecates TorchScript in favour
     of torch.export; it remains the format libtorch (C++) loads."""
     with warnings.catch_warnings():
-        # NormalisedClassifier's layout test (NCHW or NHWC) becomes a constant: the export takes NCHW only.
+        # ImageClassifier.normalise's layout test (NCHW or NHWC) becomes a constant: the export takes NCHW only.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", JIT_DEPRECATED, FutureWarning)
-        torch.jit.save(torch.jit.trace(model, example), str(path))
+        warnings.filterwarnings("ignore", TO_TORCHSCRIPT_DEPRECATED)
+        torch.jit.save(model.to_torchscript(method="trace", example_inputs=example), str(path))  # Lightning's trace
 
 
 def run_exported(path: Path, fmt: Format, images: np.ndarray) -> np.ndarray:
