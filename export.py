@@ -1,4 +1,4 @@
-"""Export a trained model, uint8 images in and logits out: ``python export.py ckpt_path=<run dir or .ckpt> format=onnx|torchscript``."""
+"""Export a trained model, uint8 images in, logits out: ``python export.py ckpt_path=<run dir or .ckpt> format=onnx|torchscript``."""
 import hydra
 from omegaconf import DictConfig, OmegaConf
 

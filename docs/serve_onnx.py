@@ -1,6 +1,8 @@
 """Serve export.py's model.onnx with onnxruntime, numpy and Pillow alone: python serve_onnx.py <export dir> <image>."""
-import json, sys
-import numpy as np, onnxruntime as ort
+import json
+import sys
+import numpy as np
+import onnxruntime as ort
 from PIL import Image, ImageOps
 
 folder, image = sys.argv[1], Image.open(sys.argv[2])

@@ -62,7 +62,8 @@ def test_every_section_with_every_measurement_and_no_absolute_path() -> None:
     assert positions == sorted(positions), "sections out of order"
     assert card.startswith("# Model card: CustomResNet, run 2025-01-01_10-00-00_abc123")
     for part in ("CIFAR-10 (JPEG q75 copy)", "data_batch_1, test_batch", "`[HorizontalFlip(p=0.5)]`",
-                 "| test accuracy (evaluate.py) | 91.23 % |", "| test accuracy with TTA flip (evaluate.py) | 91.58 % |", "| test accuracy with TTA flip (train.py's test) | 91.61 % |",
+                 "| test accuracy (evaluate.py) | 91.23 % |", "| test accuracy with TTA flip (evaluate.py) | 91.58 % |",
+                 "| test accuracy with TTA flip (train.py's test) | 91.61 % |",
                  "Lowest recall: **cat**", "| cat | dog | 100 | 10.00 % |", "| automobile | truck | 40 | 4.00 % |",
                  "| softmax | 4.12 % | 20.00 % | 0.3100 | 0.1400 |", "T = 1.37, fitted on held-out split", "15 confidence bins",
                  "![reliability diagram](reliability.png)", "| gaussian_noise | 80.0 | 70.0 | 60.0 | 50.0 | 40.0 |",

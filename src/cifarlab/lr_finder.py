@@ -81,8 +81,8 @@ def find_lr(trainer: L.Trainer, module: L.LightningModule, datamodule: L.Lightni
             min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int = 100,
             early_stop_threshold: float | None = 4.0) -> LRFinderResult:
     """Run the range test and write ``lr_finder.png`` and ``lr_finder.json`` (:func:`write_lr_finder`)
-    to ``output_dir`` (rank 0). It trains only: validation is off while it runs. The sweep stops early once the loss exceeds ``early_stop_threshold``
-    x its best (divergence).
+    to ``output_dir`` (rank 0). It trains only: validation is off while it runs. The sweep stops early once the
+    loss exceeds ``early_stop_threshold`` x its best (divergence).
 
     Raises:
         ConfigError: bad bounds, or a sweep too short to suggest a rate (see :func:`suggest`).

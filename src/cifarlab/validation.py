@@ -52,7 +52,8 @@ class Range:
     def __str__(self) -> str:
         kind = "a whole number" if self.integer else "a finite number"
         if self.low is not None and self.high is not None:
-            text = f"{kind} in {'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}{')' if self.high_open else ']'}"
+            low, high = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            text = f"{kind} in {low}{_number(self.low)}, {_number(self.high)}{high}"
         elif self.low is not None:
             text = f"{kind} {'>' if self.low_open else '>='} {_number(self.low)}"
         else:

@@ -140,4 +140,5 @@ def print_predictions(rows: Sequence[Sequence[str]], failures: int, out: Path) -
     console = Console()
     console.print(table)
     skipped = f"; {failures} skipped, listed in failures.csv" if failures else ""
-    console.print(f"{len(rows)} image{'s' if len(rows) != 1 else ''} predicted{skipped}: {out / 'predictions.csv'}", highlight=False, soft_wrap=True)
+    console.print(f"{len(rows)} image{'s' if len(rows) != 1 else ''} predicted{skipped}: {out / 'predictions.csv'}",
+                  highlight=False, soft_wrap=True)
