@@ -18,8 +18,8 @@ def main(cfg: DictConfig) -> float | None:
     ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
     with exit_on_user_error(), ddp_job(SCRIPT):
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None  # None: called by a test
-        held_out = run(cfg, overrides=overrides).get("val")  # lr_find=only returns no scores
-    return held_out["acc"] if held_out else None
+        result = run(cfg, overrides=overrides)  # None for lr_find=only
+    return result.val.acc if result is not None and result.val is not None else None
 
 
 if __name__ == "__main__":

@@ -22,14 +22,13 @@ def _count(message, category, filename, lineno, file=None, line=None):
 
 
 def _report() -> None:
-    from pathlib import Path
-    import json
+    from cifarlab.rundir import RunDir
 
     steps = 0
     for arg in sys.argv:
         if arg.startswith("hydra.run.dir="):
-            metrics = Path(arg.split("=", 1)[1]) / "metrics.json"
-            steps = json.loads(metrics.read_text())["global_step"] if metrics.is_file() else 0
+            result = RunDir(arg.split("=", 1)[1]).read_result()
+            steps = result.global_step if result else 0
     per_step = f"{syncs['count'] / steps:.2f} per step" if steps else "steps unknown"
     print(f"syncs: {syncs['count']} in {steps} training steps ({per_step})", flush=True)
 

@@ -101,7 +101,7 @@ def pipeline(model_name: str, augment_on: str, batch_size: int, precision: str, 
         cfg = compose(config_name="train", overrides=overrides)
     with tempfile.TemporaryDirectory() as out, open_dict(cfg):
         cfg.paths.output_dir = out
-        return run(cfg)["epoch_images_per_s"][-1]
+        return run(cfg).epoch_images_per_s[-1]
 
 
 def main() -> None:

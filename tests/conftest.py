@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 import cifarlab  # noqa: F401  (registers the resolvers)
+from cifarlab.rundir import HeldOutScores, TestedCheckpoint, TestScores, TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -100,6 +102,20 @@ def run_script(script: str, *args: str, cwd: Path = ROOT) -> subprocess.Complete
     """Run ``python <script> args`` as a user would; returns the completed process (text output)."""
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
+
+
+def train_result(**changes: Any) -> TrainResult:
+    """A complete :class:`TrainResult` as a finished ``cpu_airbench`` run writes it, with ``changes``."""
+    fields = dict(model="AirbenchNet", dataset="CIFAR-10", seed=0,
+                  test=TestScores(acc=0.8946, loss=0.61, images=10000, tta="flip_translate", acc_tta=0.9038),
+                  val=HeldOutScores(acc=0.89, loss=0.62), tested_checkpoint=TestedCheckpoint("last", "checkpoints/last.ckpt"),
+                  validation="none", val_size=5000, resumed=False, epochs=9, global_step=816, train_images=45000,
+                  world_size=1, images_per_s=928.0, train_seconds=450.3, compile_seconds=0.0, fit_seconds=458.0,
+                  test_seconds=21.7, wall_time_s=484.5, augment_on="device", precision="bf16-mixed",
+                  accelerator="CPUAccelerator", output_dir="outputs/cpu_airbench/runs/x", max_lr=0.75,
+                  data={"root": "data", "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26]},
+                  epoch_images_per_s=[900.0, 930.0])
+    return TrainResult(**(fields | changes))
 
 
 def tensorboard_hparams_row(tensorboard_dir: Path) -> dict:

@@ -166,7 +166,7 @@ def test_two_runs_differing_in_augmentation(sweeps: dict[str, Path], tmp_path: P
     paired = results["paired"]
     want = mcnemar(*correct)
     assert (paired["a_only"], paired["b_only"], paired["p_value"]) == (want.a_only, want.b_only, want.p_value)
-    assert paired["acc_a"] == pytest.approx(run_a.train_metrics["test"]["acc"], abs=1e-6)
+    assert paired["acc_a"] == pytest.approx(run_a.train_metrics.test.acc, abs=1e-6)
     assert paired["bootstrap"]["low"] <= paired["delta"] <= paired["bootstrap"]["high"]
     assert results["verdict"] == paired["verdict"] == verdict(want.delta, want.p_value, "exact McNemar", 0.05)
     assert "predicted here with Run.predict" in results["a"]["predictions"]

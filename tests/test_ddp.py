@@ -25,6 +25,7 @@ from cifarlab.config import devices_per_node
 from cifarlab.data import CIFAR10DataModule
 from cifarlab.data.datamodule import EpochOrder
 from cifarlab.distributed import LAUNCHER_ENV, ddp_job, rank_command, requeued_checkpoint
+from cifarlab.rundir import RunDir
 from cifarlab.errors import ConfigError
 from cifarlab.run import Run
 from conftest import CONF, ROOT, compose_train, make_images, run_script, tiny_overrides, write_cifar
@@ -232,14 +233,14 @@ def test_a_requeued_job_continues_from_its_newest_checkpoint(tmp_path: Path, mon
     last = tmp_path / "checkpoints" / "last.ckpt"
     last.write_bytes(b"")
     monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
-    assert requeued_checkpoint(tmp_path) is None  # a first start never resumes
+    assert requeued_checkpoint(RunDir(tmp_path)) is None  # a first start never resumes
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert requeued_checkpoint(tmp_path) == str(last)
+    assert requeued_checkpoint(RunDir(tmp_path)) == str(last)
     hpc = tmp_path / "hpc_ckpt_1.ckpt"  # Lightning's, written on the preemption signal
     hpc.write_bytes(b"")
     os.utime(last, (1, 1))
-    assert requeued_checkpoint(tmp_path) == str(hpc)
-    assert requeued_checkpoint(tmp_path / "elsewhere") is None
+    assert requeued_checkpoint(RunDir(tmp_path)) == str(hpc)
+    assert requeued_checkpoint(RunDir(tmp_path / "elsewhere")) is None
 
 
 @pytest.mark.slow
@@ -257,7 +258,7 @@ def test_requeued_run_resumes_in_its_run_dir(cifar_root: Path, tmp_path: Path, m
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and not (tmp_path / "metrics.json").exists()
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the same job again, in the same run dir
     results = run(compose_train(overrides, tmp_path))
-    assert results["global_step"] == 6 and len(results["epoch_images_per_s"]) == 1  # only the second epoch ran
+    assert results.global_step == 6 and len(results.epoch_images_per_s) == 1  # only the second epoch ran
 
 
 # --------------------------------------------------------------------------------- units of the above

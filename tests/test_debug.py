@@ -32,10 +32,10 @@ def test_debug_preset_runs(preset: str, cifar_root: Path, tmp_path: Path) -> Non
     if cfg.trainer.max_epochs > 2:  # the preset's epochs, cut to 2 to keep the test short
         cfg = compose_train(overrides + ["trainer.max_epochs=2"], tmp_path)
     results = run(cfg)
-    assert 0.0 <= results["test"]["acc"] <= 1.0
-    assert results["global_step"] == STEPS[preset]
+    assert 0.0 <= results.test.acc <= 1.0
+    assert results.global_step == STEPS[preset]
     if preset == "fdr":
-        assert results["tested_checkpoint"]["path"] is None
+        assert results.tested_checkpoint.path is None
     if preset == "profiler":
         report = (tmp_path / "fit-profile.txt").read_text()
         assert "run_training_epoch" in report

@@ -35,8 +35,8 @@ def report(run: Run, trained_run: Path, tmp_path_factory: pytest.TempPathFactory
 def test_accuracy_and_loss_equal_what_train_py_reported(run: Run, report: tuple[Path, dict]) -> None:
     results, trained = report[1], run.train_metrics
     assert results["schema"] == SCHEMA
-    assert results["test"]["acc"] == pytest.approx(trained["test"]["acc"], abs=1e-6)
-    assert results["test"]["loss"] == pytest.approx(trained["test"]["loss"], rel=1e-5)  # equal batches: same mean
+    assert results["test"]["acc"] == pytest.approx(trained.test.acc, abs=1e-6)
+    assert results["test"]["loss"] == pytest.approx(trained.test.loss, rel=1e-5)  # equal batches: same mean
     assert results["checkpoint"]["path"].endswith("last.ckpt") and results["checkpoint"]["sha256"] == run.sha256
     assert results["test"]["tta"] == "flip" and 0.0 <= results["test"]["acc_tta"] <= 1.0
     assert json.loads((report[0] / "metrics.json").read_text()) == results
@@ -129,7 +129,7 @@ def test_cli_report_and_errors(trained_run: Path, run: Run, tmp_path: Path) -> N
                     "eval.robustness.enabled=false", f"hydra.run.dir={tmp_path / 'ok'}")
     assert ok.returncode == 0, ok.stderr[-3000:]
     results = json.loads((tmp_path / "ok" / "metrics.json").read_text())
-    assert results["test"]["acc"] == pytest.approx(run.train_metrics["test"]["acc"], abs=1e-6)
+    assert results["test"]["acc"] == pytest.approx(run.train_metrics.test.acc, abs=1e-6)
     assert results["robustness"] is None and not (tmp_path / "ok" / "robustness.png").exists()
     assert "no temperature fitted" in ok.stdout
     bad = run_script("evaluate.py", f"ckpt_path={trained_run}", "model=resnet18", f"hydra.run.dir={tmp_path / 'bad'}")

@@ -108,7 +108,7 @@ def test_predict_equals_the_lightning_module_in_eval_mode(run: Run) -> None:
 def test_predict_gives_the_accuracy_train_py_recorded(run: Run) -> None:
     images, labels = run.test_set()
     acc = (run.predict(images).argmax(1).numpy() == labels).mean()
-    assert acc == pytest.approx(run.train_metrics["test"]["acc"], abs=1e-6)
+    assert acc == pytest.approx(run.train_metrics.test.acc, abs=1e-6)
 
 
 def test_predict_takes_either_layout_and_flip_tta_averages_mirrored_logits(run: Run) -> None:

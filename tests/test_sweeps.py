@@ -11,8 +11,9 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
+from cifarlab.rundir import HeldOutScores, TestScores, TrainResult
 from cifarlab.sweeps import write_summary
-from conftest import ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides
+from conftest import ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides, train_result
 
 
 def held_out(root: Path) -> list[str]:
@@ -71,17 +72,17 @@ def test_two_job_multirun_writes_the_summary_with_mean_and_std(cifar_root: Path,
         assert tensorboard_hparams_row(tmp_path / job["job"] / "tensorboard") == {"seed": float(job["seed"])}
 
 
-def fake_job(sweep_dir: Path, name: str, overrides: list[str], metrics: dict | None) -> None:
+def fake_job(sweep_dir: Path, name: str, overrides: list[str], metrics: TrainResult | None) -> None:
     job = sweep_dir / name
     (job / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), job / ".hydra" / "overrides.yaml")
     if metrics is not None:
-        (job / "metrics.json").write_text(json.dumps(metrics))
+        metrics.write(job / "metrics.json")
 
 
 def test_summary_groups_all_but_seed_and_lists_jobs_without_metrics(tmp_path: Path) -> None:
-    def metrics(val: float, test: float) -> dict:
-        return {"val": {"acc": val, "loss": 1.0}, "test": {"acc": test, "loss": 1.0}, "wall_time_s": 10.0}
+    def metrics(val: float, test: float) -> TrainResult:
+        return train_result(val=HeldOutScores(val, 1.0), test=TestScores(test, 1.0, 10000), wall_time_s=10.0)
 
     fake_job(tmp_path, "0", ["model=a", "seed=0"], metrics(0.50, 0.40))
     fake_job(tmp_path, "1", ["model=a", "seed=1"], metrics(0.70, 0.60))

@@ -12,6 +12,7 @@ import torch
 
 from cifarlab.data import load_cifar10
 from cifarlab.module import ImageClassifier
+from cifarlab.rundir import TestedCheckpoint
 from cifarlab.training import run
 from conftest import compose_train, run_script, tiny_overrides
 
@@ -21,8 +22,8 @@ from conftest import compose_train, run_script, tiny_overrides
 def test_fast_dev_run_fits_and_tests(model: str, cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [f"model={model}", "trainer.fast_dev_run=true"], tmp_path)
     results = run(cfg)
-    assert 0.0 <= results["test"]["acc"] <= 1.0
-    assert results["tested_checkpoint"]["path"] is None
+    assert 0.0 <= results.test.acc <= 1.0
+    assert results.tested_checkpoint.path is None
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["model"] == {"custom_resnet": "CustomResNet", "resnet18": "ResNet18"}[model]
     assert written["data"]["checksum"]["status"] == "mismatch"
@@ -54,8 +55,8 @@ def test_run_dir_holds_config_checkpoints_logs_and_metrics(short_fit: tuple[Path
     assert all(p.is_file() for p in checkpoints.iterdir()), "a metric name with '/' created a folder"
     names = sorted(p.name for p in checkpoints.iterdir())
     assert names == ["last.ckpt"], names  # val_size=0 validates on the test set: no best-on-test file
-    assert results["tested_checkpoint"] == {"which": "last", "path": "checkpoints/last.ckpt"}
-    assert results["epochs"] == 4 and results["global_step"] == 40 and results["images_per_s"] > 0
+    assert results.tested_checkpoint == TestedCheckpoint("last", "checkpoints/last.ckpt")
+    assert results.epochs == 4 and results.global_step == 40 and results.images_per_s > 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["images"] == 100 and metrics["wall_time_s"] > 0
 
@@ -69,7 +70,7 @@ def test_checkpoint_loads_weights_only_and_reproduces_test_accuracy(short_fit: t
     images = torch.from_numpy(arrays.test_images)  # uint8: the model normalises with its training statistics
     with torch.no_grad():
         correct = (model(images).argmax(1).numpy() == arrays.test_labels).sum()
-    assert correct / 100 == pytest.approx(results["test"]["acc"], abs=1e-6)
+    assert correct / 100 == pytest.approx(results.test.acc, abs=1e-6)
 
 
 @pytest.mark.slow  # trains
@@ -77,9 +78,9 @@ def test_held_out_validation_tests_the_best_checkpoint(cifar_root: Path, tmp_pat
     cfg = compose_train(tiny_overrides(cifar_root) + [
         "data.val_size=100", "data.subset=100", "trainer.max_epochs=2", "data/augmentation=none"], tmp_path)
     results = run(cfg)
-    assert results["tested_checkpoint"]["which"] == "best"
-    assert re.fullmatch(r"checkpoints/epoch00[01]-val_acc[01]\.\d{4}\.ckpt", results["tested_checkpoint"]["path"])
-    assert results["validation"] == "held_out" and 0.0 <= results["val"]["acc"] <= 1.0
+    assert results.tested_checkpoint.which == "best"
+    assert re.fullmatch(r"checkpoints/epoch00[01]-val_acc[01]\.\d{4}\.ckpt", results.tested_checkpoint.path)
+    assert results.validation == "held_out" and 0.0 <= results.val.acc <= 1.0
 
 
 @pytest.mark.slow  # trains
@@ -87,8 +88,8 @@ def test_test_false_chooses_on_the_held_out_split_without_testing(cifar_root: Pa
     cfg = compose_train(tiny_overrides(cifar_root) + [
         "data.val_size=100", "data.subset=100", "trainer.max_epochs=1", "data/augmentation=none", "test=false"], tmp_path)
     results = run(cfg)
-    assert results["test"] is None and results["test_seconds"] < 1.0
-    assert 0.0 <= results["val"]["acc"] <= 1.0
+    assert results.test is None and results.test_seconds < 1.0
+    assert 0.0 <= results.val.acc <= 1.0
     assert json.loads((tmp_path / "metrics.json").read_text())["test"] is None
 
 
@@ -135,7 +136,7 @@ def test_device_path_fit_loss_falls(cifar_root: Path, tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
     per_epoch = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
     assert len(per_epoch) == 2 and per_epoch[1] < per_epoch[0], per_epoch
-    assert results["augment_on"] == "device" and results["global_step"] == 20 and results["test"]["images"] == 100
+    assert results.augment_on == "device" and results.global_step == 20 and results.test.images == 100
 
 
 PRESETS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "experiment").glob("*.yaml"))
@@ -150,8 +151,8 @@ def test_every_preset_runs_fast_dev_run_on_cpu(preset: str, cifar_root: Path, tm
     cfg = compose_train([f"experiment={preset}"] + tiny_overrides(cifar_root) + [
         "trainer.fast_dev_run=true", "compile=false"], tmp_path)
     results = run(cfg)
-    assert results["global_step"] == 1 and 0.0 <= results["test"]["acc"] <= 1.0
-    assert results["accelerator"] == "CPUAccelerator"
+    assert results.global_step == 1 and 0.0 <= results.test.acc <= 1.0
+    assert results.accelerator == "CPUAccelerator"
 
 
 @pytest.mark.slow  # trains
@@ -189,6 +190,6 @@ def test_time_budget_run_writes_a_checkpoint_that_loads_weights_only(cifar_root:
     cfg = compose_train(["experiment=cpu_quick"] + tiny_overrides(cifar_root) + [
         "data.subset=100", "trainer.max_epochs=1", "scheduler.budget_s=600"], tmp_path)
     results = run(cfg)
-    assert results["tested_checkpoint"] == {"which": "last", "path": "checkpoints/last.ckpt"}
+    assert results.tested_checkpoint == TestedCheckpoint("last", "checkpoints/last.ckpt")
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["lr_schedulers"][0]["elapsed_s"] > 0

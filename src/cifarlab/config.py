@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from cifarlab.errors import ConfigError
+from cifarlab.rundir import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def cpu_precision(measure: Callable[[], dict[str, float]] = measure_cpu_step_sec
         cache[key] = {"seconds_per_step": seconds, "best": min(seconds, key=seconds.get)}
         log.info("CPU precision measured on %s: %s s/step; using %s", key, seconds, cache[key]["best"])
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cache, indent=2) + "\n")
+        write_json_atomic(path, cache)
     return cache[key]["best"]
 
 

@@ -27,6 +27,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.strategies.launchers import subprocess_script
 
+from cifarlab.rundir import RunDir
+
 # What Lightning's launcher sets in the launching process (lightning/pytorch/strategies/launchers/subprocess_script.py,
 # lightning/fabric/utilities/distributed.py:_set_num_threads_if_needed); left set, the next job of a sweep would
 # take LOCAL_RANK as a sign that its ranks were started by someone else and wait for them forever.
@@ -85,18 +87,17 @@ def ddp_job(script: str | Path) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def requeued_checkpoint(output_dir: str | Path) -> str | None:
+def requeued_checkpoint(run_dir: RunDir) -> str | None:
     """The checkpoint a requeued SLURM job continues from, or ``None`` for a first start.
 
     A job is requeued (``SLURM_RESTART_COUNT`` > 0) after Lightning's ``SLURMEnvironment`` caught the
     preemption signal (``--signal=USR1@90``), wrote ``hpc_ckpt_<n>.ckpt`` into the run dir
     (``trainer.default_root_dir``) and ran ``scontrol requeue``, or after SLURM requeued it itself
     (``--requeue``, a node failure). The requeued job runs the same job in the same run dir, and
-    continues from the newest of ``hpc_ckpt_*.ckpt`` and ``checkpoints/last.ckpt`` there.
+    continues from the newest of ``hpc_ckpt_*.ckpt`` and ``checkpoints/last.ckpt`` there
+    (:meth:`RunDir.requeue_checkpoint`).
     """
     if int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) <= 0:
         return None
-    output_dir = Path(output_dir)
-    candidates = [*output_dir.glob("hpc_ckpt_*.ckpt"), output_dir / "checkpoints" / "last.ckpt"]
-    existing = [p for p in candidates if p.is_file()]
-    return str(max(existing, key=lambda p: p.stat().st_mtime)) if existing else None
+    checkpoint = run_dir.requeue_checkpoint()
+    return None if checkpoint is None else str(checkpoint)

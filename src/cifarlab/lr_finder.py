@@ -7,7 +7,6 @@ replaced by the sweep; weights and optimiser state are restored afterwards) on t
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import lightning as L
 from lightning.pytorch.tuner import Tuner
 
 from cifarlab.errors import ConfigError
+from cifarlab.rundir import write_json_atomic
 
 
 @dataclass
@@ -74,7 +74,7 @@ def write_lr_finder(result: LRFinderResult, output_dir: Path, title: str = "LR r
     axes.set_title(f"{title}: {result.steps_run} steps")
     axes.legend()
     figure.savefig(output_dir / "lr_finder.png", dpi=100, bbox_inches="tight")
-    (output_dir / "lr_finder.json").write_text(json.dumps(asdict(result) | {"steps_run": result.steps_run}, indent=2) + "\n")
+    write_json_atomic(output_dir / "lr_finder.json", asdict(result) | {"steps_run": result.steps_run})
 
 
 def find_lr(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, output_dir: Path,

@@ -19,6 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cifarlab.errors import ConfigError
+from cifarlab.rundir import RunDir
 
 LAST = "last"
 OUTPUTS = Path("outputs")  # where conf/train.yaml puts runs: outputs/<task_name>/runs/<run>, relative to the working dir
@@ -37,7 +38,7 @@ def allowed_with_resume(key: str) -> bool:
 
 def checkpoint_of(run_dir: Path) -> Path:
     """``run_dir/checkpoints/last.ckpt``: what a resumed run continues from."""
-    return run_dir / "checkpoints" / "last.ckpt"
+    return RunDir(run_dir).last_checkpoint
 
 
 def last_run(task_name: str, outputs: Path = OUTPUTS) -> Path:
@@ -56,7 +57,7 @@ def last_run(task_name: str, outputs: Path = OUTPUTS) -> Path:
             "or the run dir itself (resume=outputs/<task>/runs/<run>)."
         )
     newest = max(candidates, key=lambda d: checkpoint_of(d).stat().st_mtime)
-    if (newest / "metrics.json").is_file():
+    if RunDir(newest).finished:
         raise ConfigError(
             f"resume=last: the newest run of task {task_name!r}, {newest}, finished (it wrote metrics.json): there is "
             "nothing to continue. Give an unfinished run dir instead: resume=outputs/<task>/runs/<run>."
@@ -72,7 +73,7 @@ def resume_dir(resume: str, task_name: str, outputs: Path = OUTPUTS) -> Path:
             ``checkpoints/last.ckpt``.
     """
     run_dir = last_run(task_name, outputs) if resume == LAST else Path(resume).expanduser()
-    for path in (run_dir / "config.yaml", checkpoint_of(run_dir)):
+    for path in (RunDir(run_dir).config, checkpoint_of(run_dir)):
         if not path.is_file():
             raise ConfigError(
                 f"resume={resume}: {path} is missing. Point resume at a train.py run dir that wrote a checkpoint "
@@ -161,7 +162,7 @@ def resumed_config(cfg: DictConfig, overrides: list[str] | None = None, outputs:
             ``task_name=`` naming another task than the resumed run's.
     """
     run_dir = resume_dir(cfg.resume, cfg.task_name, outputs)
-    saved = OmegaConf.load(run_dir / "config.yaml")
+    saved = OmegaConf.load(RunDir(run_dir).config)
     if overrides is not None:
         keys = check_overrides(overrides, cfg.resume)
         selects_task = any(o.lstrip("+~").startswith(("experiment=", "task_name=")) for o in overrides)

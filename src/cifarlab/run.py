@@ -1,5 +1,5 @@
-"""A trained run, read once: the one place that knows a ``train.py`` run dir (``config.yaml``,
-``.hydra/``, ``metrics.json``, ``checkpoints/``, ``tensorboard/``). Its model is the training's own
+"""A trained run, read once: a ``train.py`` run dir (its layout: :class:`cifarlab.rundir.RunDir`)
+and the checkpoint it tested. Its model is the training's own
 :class:`~cifarlab.module.ImageClassifier`, and :meth:`Run.predict` calls the forward train.py's test
 calls (uint8 in, logits out, the same TTA): ``evaluate.py``, ``compare.py``, ``predict.py`` and the app
 go through it.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from omegaconf import OmegaConf
 from cifarlab.config import best_precision
 from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.module import ImageClassifier
+from cifarlab.rundir import RunDir, TrainResult
 from cifarlab.tta import TTA_MODES
 
 if TYPE_CHECKING:
@@ -42,29 +42,31 @@ class RunRecord:
         overrides: ``.hydra/overrides.yaml``, the command line's overrides (``["seed=1", ...]``).
         choices: ``hydra.runtime.choices`` of ``.hydra/hydra.yaml``, config group -> option
             (``{"model": "custom_resnet", "data/augmentation": "cutout8", ...}``).
-        metrics: ``metrics.json`` (schema ``cifarlab.train/1``); None while the run is unfinished.
+        metrics: ``metrics.json``, a :class:`TrainResult`; None while the run is unfinished.
     """
 
     run_dir: Path
     config: dict | None
     overrides: list[str] | None
     choices: dict[str, str | None] | None
-    metrics: dict | None
+    metrics: TrainResult | None
 
     @classmethod
     def read(cls, run_dir: str | Path) -> RunRecord:
-        """Read the run dir ``run_dir``; a file it lacks gives a None part."""
-        run_dir = Path(run_dir).expanduser()
-        config, hydra, metrics = (run_dir / name for name in ("config.yaml", ".hydra", "metrics.json"))
-        choices = hydra / "hydra.yaml"
+        """Read the run dir ``run_dir``; a file it lacks gives a None part.
+
+        Raises:
+            CifarlabError: a ``metrics.json`` that is damaged or of another schema.
+        """
+        layout = RunDir(run_dir)
+        overrides, choices = layout.hydra / "overrides.yaml", layout.hydra / "hydra.yaml"
         return cls(
-            run_dir=run_dir,
-            config=OmegaConf.to_container(OmegaConf.load(config)) if config.is_file() else None,
-            overrides=([str(o) for o in OmegaConf.load(hydra / "overrides.yaml")]
-                       if (hydra / "overrides.yaml").is_file() else None),
+            run_dir=layout.path,
+            config=OmegaConf.to_container(OmegaConf.load(layout.config)) if layout.config.is_file() else None,
+            overrides=[str(o) for o in OmegaConf.load(overrides)] if overrides.is_file() else None,
             choices=(OmegaConf.to_container(OmegaConf.load(choices).hydra.runtime.choices)
                      if choices.is_file() else None),
-            metrics=json.loads(metrics.read_text()) if metrics.is_file() else None,
+            metrics=layout.read_result(),
         )
 
 
@@ -82,7 +84,7 @@ class Run:
     checkpoint file, ``hparams`` (the LightningModule's), ``data_hparams`` (the data module's:
     ``root``, ``val_size``, ``subset``, ``seed``...; empty when not recorded), ``net_target``, ``class_names``,
     ``record`` (the run dir's :class:`RunRecord`, None for a .ckpt outside a run), ``train_metrics``
-    (train's ``metrics.json`` or None), ``precision``, ``data_root``, ``device``,
+    (train's ``metrics.json``, a :class:`~cifarlab.rundir.TrainResult`, or None), ``precision``, ``data_root``, ``device``,
     ``model`` (the :class:`~cifarlab.module.ImageClassifier` training built, with the checkpoint's
     weights, fp32, eval mode: uint8 images in, logits out) and ``net`` (the network in it).
 
@@ -102,10 +104,10 @@ class Run:
         if not path.exists():
             raise CifarlabError(f"ckpt_path={path} does not exist: give a .ckpt file or a run dir of train.py "
                                 "(outputs/<task>/runs/<time>_<id>)")
-        is_ckpt_in_run = path.is_file() and path.parent.name == "checkpoints"
-        self.run_dir = path if path.is_dir() else path.parent.parent if is_ckpt_in_run else None
+        layout = RunDir(path) if path.is_dir() else RunDir.of_checkpoint(path)
+        self.run_dir = layout.path if layout else None
         self.record = RunRecord.read(self.run_dir) if self.run_dir else None
-        self.train_metrics: dict | None = self.record.metrics if self.record else None
+        self.train_metrics: TrainResult | None = self.record.metrics if self.record else None
         if path.is_dir() and self.train_metrics is None:
             log.warning("%s has no metrics.json: the run did not finish (or is still running); "
                         "using its last checkpoint, which train.py did not test", path)
@@ -126,7 +128,7 @@ class Run:
         self.data_hparams: dict = dict(ckpt.get("datamodule_hyper_parameters") or {})
         root = data_root or self.data_hparams.get("root")
         self.data_root = Path(root).expanduser() if root else None
-        self.precision = precision or (self.train_metrics or {}).get("precision") or best_precision()
+        self.precision = precision or (self.train_metrics.precision if self.train_metrics else None) or best_precision()
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is not supported here: use one of {', '.join(PRECISIONS)}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -140,11 +142,12 @@ class Run:
         self.net = self.model.net
 
     def _tested_checkpoint(self) -> Path:
-        last = self.run_dir / "checkpoints" / "last.ckpt"
-        recorded = ((self.train_metrics or {}).get("tested_checkpoint") or {}).get("path")
+        layout = RunDir(self.run_dir)
+        last = layout.last_checkpoint
+        recorded = self.train_metrics.tested_checkpoint.path if self.train_metrics else None
         if recorded:
             recorded = Path(recorded)
-            local = self.run_dir / (recorded if not recorded.is_absolute() else Path("checkpoints", recorded.name))
+            local = self.run_dir / recorded if not recorded.is_absolute() else layout.checkpoints / recorded.name
             if local.is_file():
                 if recorded.is_absolute() and local.resolve() != recorded.resolve():
                     log.warning("metrics.json names the tested checkpoint %s, outside this run dir (a moved or "
@@ -226,7 +229,7 @@ class Run:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for events in sorted(self.run_dir.glob("tensorboard/**/events.out.tfevents.*")) if self.run_dir else []:
+        for events in sorted(RunDir(self.run_dir).tensorboard.glob("**/events.out.tfevents.*")) if self.run_dir else []:
             acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
             acc.Reload()
             for tag in acc.Tags()["scalars"]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import statistics
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cifarlab.cli import exit_on_user_error
 from cifarlab.errors import ConfigError
+from cifarlab.rundir import RunDir
 
 SEED_KEY = "seed"
 NO_METRICS = "no metrics.json (failed or unfinished)"
@@ -91,13 +91,12 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     for overrides_file in sweep_dir.rglob(".hydra/overrides.yaml"):
         job_dir = overrides_file.parent.parent
         overrides = [str(o) for o in OmegaConf.to_container(OmegaConf.load(overrides_file))]
-        metrics_file = job_dir / "metrics.json"
-        job = Job(name=job_dir.relative_to(sweep_dir).as_posix(), overrides=overrides, ok=metrics_file.is_file())
-        if job.ok:
-            metrics = json.loads(metrics_file.read_text())
-            job.val_acc = (metrics.get("val") or {}).get("acc")
-            job.test_acc = (metrics.get("test") or {}).get("acc")
-            job.seconds = metrics.get("wall_time_s")
+        result = RunDir(job_dir).read_result()
+        job = Job(name=job_dir.relative_to(sweep_dir).as_posix(), overrides=overrides, ok=result is not None)
+        if result is not None:
+            job.val_acc = result.val.acc if result.val else None
+            job.test_acc = result.test.acc if result.test else None
+            job.seconds = result.wall_time_s
         jobs.append(job)
     return sorted(jobs, key=lambda j: job_sort_key(Path(j.name)))
 

@@ -1,8 +1,7 @@
 """Experiment wiring for ``train.py``: config -> data, model, trainer -> [LR range test] -> fit
-(or resume) -> test once -> ``metrics.json``."""
+(or resume) -> test once -> ``metrics.json`` (a :class:`~cifarlab.rundir.TrainResult`)."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -28,9 +27,9 @@ from cifarlab.tracking import (check_logger_packages, hydra_record, log_final, l
                                tracker_params)
 from cifarlab.validation import check_ranges
 from cifarlab.resume import resumed_config
+from cifarlab.rundir import HeldOutScores, RunDir, TestedCheckpoint, TestScores, TrainResult
 
 log = logging.getLogger(__name__)
-METRICS_SCHEMA = "cifarlab.train/1"
 # Lightning warns on a mid-epoch resume unless the loader has state_dict/load_state_dict. Ours resume
 # the epoch from the trainer's own progress counters (cifarlab.data.datamodule.batches_done_this_epoch).
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
@@ -100,10 +99,9 @@ def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, 
 
 
 def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
-                      ckpt_path: str | None) -> dict | None:
-    """The tested weights (``ckpt_path``, or those in memory) on the held-out validation split:
-    ``{"acc": fraction in [0, 1], "loss": float}``; ``None`` with ``data.val_size=0``, where
-    validation is the test set and no score may be chosen on it.
+                      ckpt_path: str | None) -> HeldOutScores | None:
+    """The tested weights (``ckpt_path``, or those in memory) on the held-out validation split;
+    ``None`` with ``data.val_size=0``, where validation is the test set and no score may be chosen on it.
 
     ``trainer.limit_val_batches=0`` switches off per-epoch validation, not this measurement:
     the whole split is then used.
@@ -113,66 +111,58 @@ def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: C
     if trainer.limit_val_batches == 0:
         trainer.limit_val_batches = 1.0
     scores = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
-    return {"acc": float(scores["val/acc"]), "loss": float(scores["val/loss"])}
+    return HeldOutScores(acc=float(scores["val/acc"]), loss=float(scores["val/loss"]))
 
 
 def run_test(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule, ckpt_path: str | None,
-             tta: str) -> dict:
-    """The tested weights on the 10,000 test images, once: ``{"acc", "acc_tta"}`` as fractions in [0, 1]
-    (``acc_tta`` None with ``tta=none``), ``"loss"`` (mean cross-entropy), ``"images"``, ``"tta"``."""
+             tta: str) -> TestScores:
+    """The tested weights on the 10,000 test images, once."""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
     acc_tta = tested.get("test/acc_tta")
-    return {"acc": float(tested["test/acc"]), "loss": float(tested["test/loss"]), "images": len(datamodule.test_set),
-            "tta": tta, "acc_tta": None if acc_tta is None else float(acc_tta)}
+    return TestScores(acc=float(tested["test/acc"]), loss=float(tested["test/loss"]), images=len(datamodule.test_set),
+                      tta=tta, acc_tta=None if acc_tta is None else float(acc_tta))
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` as indented JSON, creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-
-
-def print_summary(results: dict) -> None:
+def print_summary(result: TrainResult) -> None:
     """The run's results as a rich table on the console."""
-    table = Table(title=f"cifarlab: {results['model']} on {results['dataset']}", show_header=False)
-    test = results["test"]
+    table = Table(title=f"cifarlab: {result.model} on {result.dataset}", show_header=False)
+    test, tested = result.test, result.tested_checkpoint
     rows = []
-    if results.get("val"):
-        rows.append(("held-out validation accuracy", f"{100 * results['val']['acc']:.2f} %"))
+    if result.val:
+        rows.append(("held-out validation accuracy", f"{100 * result.val.acc:.2f} %"))
     if test is None:
         rows.append(("test accuracy", "not measured (test=false)"))
     else:
-        rows.append(("test accuracy", f"{100 * test['acc']:.2f} %"))
-        if test.get("acc_tta") is not None:
-            rows.append((f"test accuracy, TTA {test['tta']}", f"{100 * test['acc_tta']:.2f} %"))
-        rows.append(("test loss", f"{test['loss']:.4f}"))
+        rows.append(("test accuracy", f"{100 * test.acc:.2f} %"))
+        if test.acc_tta is not None:
+            rows.append((f"test accuracy, TTA {test.tta}", f"{100 * test.acc_tta:.2f} %"))
+        rows.append(("test loss", f"{test.loss:.4f}"))
     rows += [
-        ("tested" if test else "final weights", f"{results['tested_checkpoint']['which']} ({results['tested_checkpoint']['path']})"),
-        ("epochs / steps", f"{results['epochs']} / {results['global_step']}"),
-        ("training throughput", f"{results['images_per_s']:.0f} images/s"),
-        ("training time", f"{results['train_seconds']:.1f} s (+ {results['compile_seconds']:.1f} s compiling)"),
-        ("fit + test time", f"{results['fit_seconds'] + results['test_seconds']:.1f} s"),
-        ("wall time", f"{results['wall_time_s']:.1f} s"),
-        ("output dir", results["output_dir"]),
+        ("tested" if test else "final weights", f"{tested.which} ({tested.path})"),
+        ("epochs / steps", f"{result.epochs} / {result.global_step}"),
+        ("training throughput", f"{result.images_per_s:.0f} images/s"),
+        ("training time", f"{result.train_seconds:.1f} s (+ {result.compile_seconds:.1f} s compiling)"),
+        ("fit + test time", f"{result.fit_seconds + result.test_seconds:.1f} s"),
+        ("wall time", f"{result.wall_time_s:.1f} s"),
+        ("output dir", result.output_dir),
     ]
     for key, value in rows:
         table.add_row(key, value)
     Console().print(table)
 
 
-def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
+def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | None:
     """Train ``cfg.model`` on CIFAR-10, test it once and write ``metrics.json`` to ``cfg.paths.output_dir``.
 
-    ``lr_find=only`` runs the LR range test alone and returns ``{"lr_find": ...}``; ``lr_find=apply``
+    ``lr_find=only`` runs the LR range test alone (``lr_finder.png`` and ``.json``) and returns None; ``lr_find=apply``
     runs it, then trains with ``scheduler.max_lr`` set to its suggestion. ``resume=<run dir>`` (or
     ``last``) continues that run from its ``last.ckpt`` into the same dir, refusing ``overrides``
     (the command line's, ``HydraConfig.get().overrides.task``; ``None`` without one) that it would
     not apply: :func:`cifarlab.resume.resumed_config`. ``overrides`` are also recorded in
     ``metrics.json``'s ``provenance.command``.
 
-    Returns the results written to ``metrics.json`` (schema ``cifarlab.train/1``, README): ``test.acc``
-    as a fraction in [0, 1] (``test`` is None with ``test=false``), ``val`` the same weights on the
-    held-out split (``{"acc", "loss"}``, or ``None`` with ``data.val_size=0``), seconds and images/s as named.
+    Returns the :class:`~cifarlab.rundir.TrainResult` written to ``metrics.json``: ``test`` is None
+    with ``test=false``, ``val`` (the same weights on the held-out split) None with ``data.val_size=0``.
 
     Raises:
         cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2); a
@@ -188,6 +178,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     if not cfg.get("test", True) and not cfg.data.val_size:
         log.warning("test=false with data.val_size=0: this run measures no accuracy (evaluate.py can test it later)")
     output_dir = Path(cfg.paths.output_dir)
+    run_dir = RunDir(output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CIFAR10DataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
     datamodule.prepare_data()
@@ -198,12 +189,12 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         if ckpt_to_resume is None:
-            OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-    ckpt_to_resume = ckpt_to_resume or requeued_checkpoint(output_dir)  # a requeued SLURM job continues
+            OmegaConf.save(cfg, run_dir.config, resolve=True)
+    ckpt_to_resume = ckpt_to_resume or requeued_checkpoint(run_dir)  # a requeued SLURM job continues
     # a continued run keeps the max_lr its first start chose (config.yaml holds it)
     lr_find = run_lr_find(cfg, trainer, module, datamodule, output_dir) if cfg.get("lr_find") and not ckpt_to_resume else None
     if lr_find is not None and cfg.lr_find.mode == "only":
-        return {"lr_find": lr_find}
+        return None
     record = hydra_record(output_dir)
     log_params(trainer, tracker_params(cfg, record))  # after lr_find=apply has set scheduler.max_lr
     fit_start = time.perf_counter()
@@ -214,45 +205,45 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     test_start = time.perf_counter()
     test = run_test(trainer, module, datamodule, ckpt_path, cfg.tta) if cfg.get("test", True) else None
     test_seconds = time.perf_counter() - test_start
-    results = {
-        "schema": METRICS_SCHEMA,
-        "model": cfg.model._target_.rsplit(".", 1)[-1],
-        "norm": cfg.model.get("norm"),
-        "dataset": "CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
-        "seed": cfg.seed,
-        "test": test,
-        "val": held_out,
-        "tested_checkpoint": {"which": which, "path": None if ckpt_path is None else os.path.relpath(ckpt_path, output_dir)},
-        "validation": "none" if trainer.limit_val_batches == 0 else ("test_set" if datamodule.hparams.val_size == 0 else "held_out"),
-        "val_size": datamodule.hparams.val_size,
-        "resumed": ckpt_to_resume is not None,
-        "lr_find": lr_find,
-        "max_lr": (cfg.get("scheduler") or {}).get("max_lr"),
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-        "train_images": len(datamodule.train_set),
-        "world_size": trainer.world_size,  # processes (devices x nodes); images_per_s counts all of them
-        "images_per_s": throughput.images_per_s,
-        "epoch_images_per_s": throughput.epoch_images_per_s,
-        "train_seconds": throughput.seconds,
-        "compile_seconds": module.compile_seconds,
-        "fit_seconds": fit_seconds,
-        "test_seconds": test_seconds,
-        "wall_time_s": time.perf_counter() - start,
-        "augment_on": datamodule.hparams.augment_on,
-        "precision": str(trainer.precision),
-        "accelerator": type(trainer.accelerator).__name__,
-        "data": {"root": str(datamodule.hparams.root), "mean": datamodule.mean, "std": datamodule.std,
-                 "checksum": datamodule.checksum.to_dict()},
-        "output_dir": str(output_dir),
-        "provenance": provenance.collect(on_cuda=trainer.strategy.root_device.type == "cuda", overrides=overrides),
-    }
+    result = TrainResult(
+        model=cfg.model._target_.rsplit(".", 1)[-1],
+        norm=cfg.model.get("norm"),
+        dataset="CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
+        seed=cfg.seed,
+        test=test,
+        val=held_out,
+        tested_checkpoint=TestedCheckpoint(which, None if ckpt_path is None else os.path.relpath(ckpt_path, output_dir)),
+        validation="none" if trainer.limit_val_batches == 0 else ("test_set" if datamodule.hparams.val_size == 0 else "held_out"),
+        val_size=datamodule.hparams.val_size,
+        resumed=ckpt_to_resume is not None,
+        lr_find=lr_find,
+        max_lr=(cfg.get("scheduler") or {}).get("max_lr"),
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        train_images=len(datamodule.train_set),
+        world_size=trainer.world_size,
+        images_per_s=throughput.images_per_s,
+        epoch_images_per_s=throughput.epoch_images_per_s,
+        train_seconds=throughput.seconds,
+        compile_seconds=module.compile_seconds,
+        fit_seconds=fit_seconds,
+        test_seconds=test_seconds,
+        wall_time_s=time.perf_counter() - start,
+        augment_on=datamodule.hparams.augment_on,
+        precision=str(trainer.precision),
+        accelerator=type(trainer.accelerator).__name__,
+        data={"root": str(datamodule.hparams.root), "mean": datamodule.mean, "std": datamodule.std,
+              "checksum": datamodule.checksum.to_dict()},
+        output_dir=str(output_dir),
+        provenance=provenance.collect(on_cuda=trainer.strategy.root_device.type == "cuda", overrides=overrides),
+    )
     if trainer.is_global_zero:
+        scores = {"test": result.test, "val": result.val}
         log_final(trainer, tensorboard_hparams(cfg, record),
-                  {f"hp/{split}_acc": results[split]["acc"] for split in ("test", "val") if results[split]})
-        write_json(output_dir / "metrics.json", results)
-        print_summary(results)
-    return results
+                  {f"hp/{split}_acc": score.acc for split, score in scores.items() if score is not None})
+        result.write(run_dir.metrics)
+        print_summary(result)
+    return result
 
 
 def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
@@ -275,5 +266,5 @@ def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, da
         with open_dict(cfg):
             cfg.scheduler.max_lr = found.suggested_lr
         if trainer.is_global_zero:
-            OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+            OmegaConf.save(cfg, RunDir(output_dir).config, resolve=True)
     return {"suggested_lr": found.suggested_lr, "applied": spec.mode == "apply", "steps_run": found.steps_run}

@@ -15,7 +15,6 @@ report says so.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from cifarlab.reports.evaluate import read_report
 from cifarlab.reports.figures import save_grid, upscale
 from cifarlab.reports.paired import CONFIDENCE, bootstrap_delta, mcnemar, verdict, welch
 from cifarlab.run import Run, RunRecord
+from cifarlab.rundir import RunDir, write_json_atomic
 from cifarlab.sweeps import config_label, group_jobs, read_jobs
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Side:
         """
         accs = []
         for run in self.runs:
-            acc = ((run.metrics or {}).get("test") or {}).get("acc")
+            acc = run.metrics.test.acc if run.metrics and run.metrics.test else None
             if acc is None:
                 raise CifarlabError(f"{run.run_dir} has no test accuracy in metrics.json (unfinished, or trained "
                                     f"with test=false): drop it from {self.key}=, or evaluate it with evaluate.py")
@@ -98,7 +98,8 @@ def read_side(name: str, given: Any) -> Side:
         if not path.is_dir():
             raise CifarlabError(f"{key}={given} is not a folder: give a train.py run dir, a sweep dir of seeds, "
                                 "or a list of run dirs [<run>,<run>]")
-        if (path / "config.yaml").is_file() or (path / "metrics.json").is_file():
+        layout = RunDir(path)
+        if layout.config.is_file() or layout.finished:
             return Side(name, str(given), [read_run(path, key)])
         jobs = read_jobs(path)
         if not jobs:
@@ -229,7 +230,7 @@ def compare(cfg: CompareConfig) -> dict:
         "per_class_recall": per_class_recall(preds_a, preds_b, labels, run_a.class_names),
         "gallery": {"file": GALLERY if shown else None, "shown": shown},
     }
-    (out / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json_atomic(out / "compare.json", results)
     (out / "compare.md").write_text(markdown(results))
     Console().print(f"{said}\nreport written to {out}", highlight=False, markup=False)
     return results

@@ -23,6 +23,7 @@ from cifarlab.reports.metrics import classification_report
 from cifarlab.reports.robustness import load_baseline, robustness_table, write_robustness
 from cifarlab.reports.model_card import model_card
 from cifarlab.run import Run
+from cifarlab.rundir import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
         "wall_time_s": time.perf_counter() - start,
     }
     (out / "MODEL_CARD.md").write_text(model_card(run, results, sorted(f.name for f in out.glob("*.png"))))
-    (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json_atomic(out / "metrics.json", results)
     return results
 
 

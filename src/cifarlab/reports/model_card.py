@@ -249,6 +249,7 @@ def render_model_card(config: dict | None, train: dict | None, evaluation: dict 
 def model_card(run: Run, evaluation: dict | None, figures: Sequence[str] = ()) -> str:
     """:func:`render_model_card` of ``run`` (what its run dir records) and its ``evaluation``."""
     record = run.record
-    return render_model_card(record.config if record else None, run.train_metrics, evaluation,
+    train = run.train_metrics.to_dict() if run.train_metrics else None
+    return render_model_card(record.config if record else None, train, evaluation,
                              record.overrides if record else None, run.class_names,
                              Path(run.run_dir).name if run.run_dir else run.ckpt_path.name, figures)

@@ -5,7 +5,6 @@ in fp32: uint8 images (N, 3, 32, 32), any N, in; float32 logits (N, C) out, the 
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cifarlab.app.uploads import SIZE
 from cifarlab.errors import CifarlabError
 from cifarlab.module import ImageClassifier
 from cifarlab.run import Run
+from cifarlab.rundir import write_json_atomic
 from cifarlab.serving.config import ExportConfig, Format
 
 SCHEMA = "cifarlab.export/1"
@@ -116,7 +116,7 @@ def export_run(run: Run, fmt: Format, out: Path) -> dict:
         "torch": torch.__version__,
         "check": {"images": CHECK_IMAGES, "max_abs_diff": difference},
     }
-    (out / "export.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json_atomic(out / "export.json", info)
     return info
 
 
