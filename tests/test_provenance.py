@@ -70,3 +70,13 @@ def test_trained_run_records_its_provenance(trained_run: Path) -> None:
     record = json.loads((trained_run / "metrics.json").read_text())["provenance"]
     assert set(record) == KEYS and set(record["versions"]) == VERSIONS
     assert record["device_name"] == provenance.device_name(on_cuda=False)
+
+
+@pytest.mark.slow  # starts git
+@needs_git
+def test_the_commit_is_the_one_read_at_the_start_not_one_made_while_the_run_trains(repo: Path) -> None:
+    at_start = provenance.git_state(repo)
+    (repo / "code.py").write_text("x = 3\n")
+    git(repo, "commit", "-q", "-am", "second, while training")
+    record = provenance.collect(on_cuda=False, argv=["train.py"], repo=repo, code=at_start)
+    assert (record["git_sha"], record["git_dirty"]) == at_start != provenance.git_state(repo)

@@ -73,10 +73,12 @@ def command_line(argv: list[str], overrides: list[str] | None = None) -> str:
 
 
 def collect(on_cuda: bool, overrides: list[str] | None = None, argv: list[str] | None = None,
-            repo: Path = CODE_DIR) -> dict:
+            repo: Path = CODE_DIR, code: tuple[str | None, bool | None] | None = None) -> dict:
     """The ``provenance`` of ``metrics.json``: ``{"git_sha": str | None, "git_dirty": bool | None,
     "versions": {...}, "device_name": str, "command": str}`` (see :func:`git_state`,
-    :func:`library_versions`, :func:`device_name`, :func:`command_line`; ``argv`` defaults to ``sys.argv``)."""
-    sha, dirty = git_state(repo)
+    :func:`library_versions`, :func:`device_name`, :func:`command_line`; ``argv`` defaults to ``sys.argv``).
+    ``code``: the :func:`git_state` read when the run started (the code it imported; a commit made while
+    it trains is not its code); None reads it now."""
+    sha, dirty = git_state(repo) if code is None else code
     return {"git_sha": sha, "git_dirty": dirty, "versions": library_versions(), "device_name": device_name(on_cuda),
             "command": command_line(sys.argv if argv is None else argv, overrides)}

@@ -169,6 +169,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | No
             number out of range (:func:`cifarlab.validation.check_ranges`) before any data loads.
     """
     start = time.perf_counter()
+    code = provenance.git_state()  # the code this process imported, not a commit made while it trains
     ckpt_to_resume = None
     if cfg.get("resume"):
         cfg, ckpt_to_resume = resumed_config(cfg, overrides)
@@ -235,7 +236,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | No
         data={"root": str(datamodule.hparams.root), "mean": datamodule.mean, "std": datamodule.std,
               "checksum": datamodule.checksum.to_dict()},
         output_dir=str(output_dir),
-        provenance=provenance.collect(on_cuda=trainer.strategy.root_device.type == "cuda", overrides=overrides),
+        provenance=provenance.collect(on_cuda=trainer.strategy.root_device.type == "cuda", overrides=overrides, code=code),
     )
     if trainer.is_global_zero:
         scores = {"test": result.test, "val": result.val}
