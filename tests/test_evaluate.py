@@ -8,15 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
+from cifarlab.data import CIFAR10DataModule
 from cifarlab.errors import ConfigError
 from cifarlab.reports.config import TTA, GradcamSettings, ReportSettings, RobustnessSettings
+from cifarlab.reports.data_figures import augmented, write_data_figures
 from cifarlab.reports.evaluate import SCHEMA, write_report
 from cifarlab.reports.gradcam import gradcam, layer_names
 from cifarlab.reports.robustness import select_images
 from cifarlab.run import Run
-from conftest import run_script
+from conftest import CONF, run_script
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +167,14 @@ def test_data_figures_draws_samples_and_augmentations(cifar_root: Path, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("samples.png", "augmentations.png"):
         assert Image.open(tmp_path / name).size == (1000, 560)  # 5 x 2 cells of 2 x 2.6 in + title
+
+
+def test_data_figures_of_the_device_path_show_its_batched_augmentation(cifar_root: Path, tmp_path: Path) -> None:
+    airbench = OmegaConf.to_container(OmegaConf.load(CONF / "data/augmentation/airbench.yaml").train_transforms)
+    datamodule = CIFAR10DataModule(root=str(cifar_root), download=False, train_transforms=airbench, augment_on="device",
+                                   seed=0)
+    write_data_figures(datamodule, tmp_path, count=10)
+    assert Image.open(tmp_path / "augmentations.png").size == (1000, 560)
+    shown = augmented(datamodule, 10)
+    assert shown.shape == (10, 32, 32, 3) and shown.dtype == np.uint8
+    assert (shown != datamodule.train_set.images[:10]).any(axis=(1, 2, 3)).sum() >= 5  # translated or flipped

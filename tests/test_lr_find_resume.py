@@ -107,7 +107,7 @@ def test_early_stopping_on_the_test_set_is_refused(cifar_root: Path, tmp_path: P
         run(cfg)
     held_out = compose_train(tiny_overrides(cifar_root) + [
         "callbacks=early_stopping", "trainer.fast_dev_run=true", "data.val_size=100"], tmp_path / "ok")
-    assert run(held_out)["val"] is not None
+    assert run(held_out).val is not None
 
 
 @pytest.mark.slow  # trains

@@ -111,6 +111,8 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 class TestScores:
     """The tested weights on the test set, once: accuracies as fractions in [0, 1]."""
 
+    __test__ = False  # a result, not a pytest test class
+
     acc: float
     loss: float  # mean cross-entropy over the test images
     images: int
@@ -128,6 +130,9 @@ class HeldOutScores:
 
 @dataclass
 class TestedCheckpoint:
+    """Which weights were tested."""
+
+    __test__ = False  # a result, not a pytest test class
     which: str  # last | best | in_memory
     path: str | None  # relative to the run dir; None for the weights in memory (fast_dev_run)
 

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 
 from cifarlab.data import CIFAR10DataModule
+from cifarlab.data.augment import BatchContext
+from cifarlab.data.datamodule import batch_seed
 from cifarlab.reports.figures import save_grid, upscale
 
 
@@ -24,6 +26,20 @@ def write_data_figures(datamodule: CIFAR10DataModule, out: Path, count: int = 20
     titles = [names[int(y)] for y in dataset.labels[:count]]
     out.mkdir(parents=True, exist_ok=True)
     save_grid(upscale(dataset.images[:count], size), titles, out / "samples.png", title="Training images")
-    rgb = torch.stack([dataset[i][0] for i in range(count)]).permute(0, 2, 3, 1).numpy()  # uint8 (N, H, W, 3)
+    rgb = augmented(datamodule, count)
     save_grid(upscale(np.ascontiguousarray(rgb), size), titles, out / "augmentations.png",
               title="The same images after the training augmentation")
+
+
+def augmented(datamodule: CIFAR10DataModule, count: int) -> np.ndarray:
+    """The first ``count`` training images after the training augmentation of the data module's path
+    (``workers``: albumentations per image; ``device``: the batched ops of its first batch), as
+    (count, H, W, 3) uint8."""
+    dataset = datamodule.train_set
+    if datamodule.hparams.augment_on == "device":
+        seed = datamodule.hparams.seed or 0
+        images = torch.from_numpy(dataset.images[:count]).permute(0, 3, 1, 2)
+        generator = torch.Generator().manual_seed(batch_seed(seed, 0, 0, 0))
+        context = BatchContext(torch.arange(count), len(dataset), 0, seed, generator)
+        return datamodule.device_augment.augment(images, context).permute(0, 2, 3, 1).numpy()
+    return torch.stack([dataset[i][0] for i in range(count)]).permute(0, 2, 3, 1).numpy()
