@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 import cifarlab  # noqa: F401  (registers the resolvers)
-from cifarlab.config import best_precision
+from cifarlab.precision import best_precision
 from cifarlab.data.augment import BatchContext, DeviceAugment
 from cifarlab.models import AirbenchNet, CustomResNet, ResNet18
 from cifarlab.training import run
@@ -121,7 +121,7 @@ def main() -> None:
     batch_size = args.batch_size or (512 if gpu else 128)
     warmup, steps = args.warmup or (10 if gpu else 2), args.steps or (50 if gpu else 4)
     num_workers = args.num_workers if args.num_workers is not None else (8 if gpu else 0)
-    precision = args.precision or best_precision()  # on a CPU: measured once, cached (cifarlab.config)
+    precision = args.precision or best_precision()  # on a CPU: measured once, cached (cifarlab.precision)
     bf16 = precision == "bf16-mixed"
     name = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
     rows = []

@@ -21,9 +21,9 @@ from hydra.utils import instantiate
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from omegaconf import OmegaConf, open_dict
 
-from cifarlab.config import devices_per_node
+from cifarlab.resolvers import devices_per_node
 from cifarlab.data import CIFAR10DataModule
-from cifarlab.data.datamodule import EpochOrder
+from cifarlab.data.sampling import EpochOrder
 from cifarlab.distributed import LAUNCHER_ENV, ddp_job, rank_command, requeued_checkpoint
 from cifarlab.rundir import RunDir
 from cifarlab.errors import ConfigError

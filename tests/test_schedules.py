@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifarlab import config
+from cifarlab import precision
 from cifarlab.schedules import TimeBudgetOneCycle
 
 
@@ -69,8 +69,8 @@ def test_cpu_precision_is_measured_once_then_cached(tmp_path: Path, monkeypatch:
         calls.append(1)
         return {"32-true": 0.5, "bf16-mixed": 0.2}
 
-    assert config.cpu_precision(measure) == "bf16-mixed"
-    assert config.cpu_precision(lambda: {"32-true": 0.1, "bf16-mixed": 9.0}) == "bf16-mixed"  # cached, not re-measured
+    assert precision.cpu_precision(measure) == "bf16-mixed"
+    assert precision.cpu_precision(lambda: {"32-true": 0.1, "bf16-mixed": 9.0}) == "bf16-mixed"  # cached, not re-measured
     assert len(calls) == 1
     cached = json.loads((tmp_path / "precision.json").read_text())
     assert [entry["best"] for entry in cached.values()] == ["bf16-mixed"]
@@ -78,7 +78,7 @@ def test_cpu_precision_is_measured_once_then_cached(tmp_path: Path, monkeypatch:
 
 def test_cpu_precision_picks_fp32_where_bf16_is_slower(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CIFARLAB_CACHE", str(tmp_path))
-    assert config.cpu_precision(lambda: {"32-true": 0.5, "bf16-mixed": 9.0}) == "32-true"
+    assert precision.cpu_precision(lambda: {"32-true": 0.5, "bf16-mixed": 9.0}) == "32-true"
 
 
 def test_cpu_name_tells_apart_cpus_that_a_vm_names_alike(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_cpu_name_tells_apart_cpus_that_a_vm_names_alike(tmp_path: Path) -> None
         info = tmp_path / f"cpuinfo{model}"
         info.write_text(f"processor\t: 0\ncpu family\t: 25\nmodel\t\t: {model}\nmodel name\t: AMD EPYC\n"
                         f"stepping\t: 1\nflags\t\t: fpu avx2 {flags}\n\nprocessor\t: 1\nmodel name\t: other\n")
-        return config.cpu_name(info)
+        return precision.cpu_name(info)
 
     zen3, zen4 = name(1, ""), name(17, "avx512f avx512_bf16")
     assert zen3 == "AMD EPYC (family 25 model 1 stepping 1; no bf16)"

@@ -1,5 +1,5 @@
 """cifarlab: a Hydra-configured runner for training and explaining CIFAR-10 classifiers."""
-from cifarlab.config import register_resolvers
+from cifarlab.resolvers import register_resolvers
 from cifarlab.schema import register_schema
 
 register_resolvers()

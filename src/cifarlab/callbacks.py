@@ -1,6 +1,7 @@
 """Lightning callbacks of our own: progress bars that read metrics only when they refresh, a
 throughput meter, a NaN-loss stop that does not wait on the device every step, and airbench's
-lookahead on Lightning's ``WeightAveraging`` and whitening-bias freeze."""
+lookahead on Lightning's ``WeightAveraging`` and whitening-bias freeze. It is one module because each
+callback is small (a few dozen lines) and ``conf/callbacks`` names them all by this one path."""
 from __future__ import annotations
 
 import itertools

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from cifarlab.config import cpu_name
+from cifarlab.precision import cpu_name
 
 # metrics.json's provenance.versions: key -> the distribution it is read from
 DISTRIBUTIONS = {"torch": "torch", "lightning": "lightning", "torchmetrics": "torchmetrics", "hydra": "hydra-core",
@@ -58,7 +58,7 @@ def library_versions() -> dict[str, str | None]:
 
 def device_name(on_cuda: bool) -> str:
     """The CUDA device's name (``torch.cuda.get_device_name``) when ``on_cuda``, else the CPU's
-    (:func:`cifarlab.config.cpu_name`: model, family, stepping and bf16 instructions)."""
+    (:func:`cifarlab.precision.cpu_name`: model, family, stepping and bf16 instructions)."""
     return torch.cuda.get_device_name() if on_cuda else cpu_name()
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from cifarlab.config import best_precision
+from cifarlab.precision import best_precision
 from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.module import ImageClassifier
 from cifarlab.rundir import RunDir, TrainResult

@@ -5,6 +5,8 @@ Both are Hydra callbacks, registered under ``hydra.callbacks`` in ``conf/train.y
 one row per job (its overrides, held-out validation accuracy, test accuracy, seconds, read from the
 job's ``metrics.json``), and the same grouped by everything but ``seed``, as mean ± sample standard
 deviation (n - 1) and n. Jobs without ``metrics.json`` (failed, or still running) are listed as such.
+It is one module because both callbacks read a sweep's jobs through the same :class:`Job` and
+:class:`Group`, which ``compare.py`` uses too.
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from cifarlab.rundir import HeldOutScores, RunDir, TestedCheckpoint, TestScores,
 
 log = logging.getLogger(__name__)
 # Lightning warns on a mid-epoch resume unless the loader has state_dict/load_state_dict. Ours resume
-# the epoch from the trainer's own progress counters (cifarlab.data.datamodule.batches_done_this_epoch).
+# the epoch from the trainer's own progress counters (cifarlab.data.sampling.batches_done_this_epoch).
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 

@@ -1,81 +1,21 @@
-"""The Lightning DataModule: CIFAR-10 from in-memory uint8 arrays, augmented on one of two paths.
-
-- ``augment_on="workers"``: a torch ``DataLoader`` over :class:`ImageDataset`, the albumentations
-  pipeline run per image in worker processes (any transform; the default on CPU presets).
-- ``augment_on="device"``: :class:`DeviceBatches`, the uint8 train/val/test arrays held as tensors on
-  the model's device, each batch gathered by index and augmented there by batched ops
-  (:class:`~cifarlab.data.augment.DeviceAugment`): no worker processes, no host-to-device copies.
-  The approach of Page's cifar10-fast and airbench, whose GPU runs would otherwise wait on input.
-
-Both paths draw each training batch's augmentation from a seed derived from (seed, rank, epoch,
-batch number) and resume an epoch where a checkpoint left it (:func:`batches_done_this_epoch`), so
-a run killed mid-epoch and resumed sees the images, order and augmentations of an unbroken run.
+"""The Lightning DataModule: CIFAR-10 from in-memory uint8 arrays (:mod:`.arrays`), split, and served on
+one of two paths (:mod:`.loaders`: ``workers`` or ``device``), in the order and with the per-batch
+seeds of :mod:`.sampling`.
 """
 from __future__ import annotations
-
-import math
-from collections.abc import Callable, Iterator
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from cifarlab.data.arrays import CIFAR10Arrays, ChecksumReport, channel_stats, ensure_cifar10, load_cifar10
-from cifarlab.data.augment import BatchContext, DeviceAugment, build_eval_transform, build_train_transform
+from cifarlab.data.augment import DeviceAugment, build_eval_transform, build_train_transform
+from cifarlab.data.loaders import DeviceBatches, ImageDataset, ResumableDataLoader
+from cifarlab.data.sampling import EpochOrder, batches_done_this_epoch
 from cifarlab.errors import ConfigError
 
 AUGMENT_ON = ("workers", "device")
-
-
-def derive_seed(*entropy: int) -> int:
-    """A 63-bit seed from several integers (run seed, rank, epoch), via numpy's SeedSequence."""
-    return int(np.random.SeedSequence([int(e) for e in entropy]).generate_state(1, np.uint64)[0] >> 1)
-
-
-def batch_seed(seed: int, rank: int, epoch: int, batch: int) -> int:
-    """The seed of one training batch's augmentation draws (both paths): a function of the run's
-    ``seed``, the global ``rank`` (ranks augment differently), the ``epoch`` and the batch number
-    within it, so a resumed epoch redraws exactly what the unbroken run drew, whichever worker
-    process or device makes the batch. 32 bits (albumentations' ``set_random_seed`` takes no more)."""
-    return derive_seed(seed, rank, epoch, batch) % 2**32
-
-
-def batches_done_this_epoch(trainer: L.Trainer | None) -> int:
-    """Training batches of the current epoch that ``trainer`` has completed, read when an epoch's
-    iteration starts: 0 at a new epoch; k when ``trainer.fit`` resumed from a checkpoint written
-    after k batches of the epoch (Lightning restores its progress counters before the first batch
-    is fetched). 0 outside training and without a trainer.
-
-    Lightning's own route (a loader with ``state_dict``/``load_state_dict``) loses the state when
-    ``trainer.estimated_stepping_batches`` runs before the restore, as OneCycle's ``total_steps``
-    needs it to (Lightning-AI/pytorch-lightning#20550), so the loaders ask the trainer instead.
-    """
-    if trainer is None or not trainer.training:
-        return 0
-    done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
-    return done if 0 < done < trainer.num_training_batches else 0
-
-
-class ImageDataset(Dataset):
-    """In-memory images with an albumentations transform.
-
-    ``dataset[i]`` -> (image (3, 32, 32) float32 tensor, label int). ``dataset[(i, seed)]`` first
-    reseeds the transform with ``seed`` (:class:`EpochOrder` yields these keys at the first image of
-    each training batch, so a batch's draws do not depend on which worker process makes it).
-    """
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
-        if isinstance(key, tuple):
-            key, seed = key
-            self.transform.set_random_seed(seed)
-        return self.transform(image=self.images[key])["image"], int(self.labels[key])
 
 
 def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero: bool = False) -> None:
@@ -85,123 +25,6 @@ def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero
     if not ok:
         kind = "a non-negative integer" if allow_zero else "a positive integer"
         raise ConfigError(f"data.{name} must be {kind}, got {value!r}")
-
-
-class EpochOrder(torch.utils.data.Sampler[int]):
-    """The order of a split's images in one epoch, and this rank's share of it: the sampler of both
-    data paths (a DataLoader's ``sampler``, or :class:`DeviceBatches`'). Lightning calls
-    ``set_epoch`` at each epoch start, as for ``DistributedSampler``, which it does not add
-    (``trainer.use_distributed_sampler=false``): this class shards without padding.
-
-    Args:
-        size: images in the split; shuffle: a new permutation each epoch (seeded from ``seed`` and
-        the epoch, so every rank draws the same one); rank, world_size: this process's share, the
-        positions ``rank, rank + world_size, ...`` of the epoch's order.
-        equal_shares: every rank gets ``size // world_size`` images, the last ``size % world_size``
-        positions of the epoch's order left out (training: equal step counts keep the ranks in
-        lock-step; with ``shuffle`` a different few each epoch). Otherwise every image is on exactly
-        one rank and shares differ by at most one image (evaluation: each image counted once).
-    """
-
-    def __init__(self, size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
-                 equal_shares: bool = False, reseed_every: int | None = None) -> None:
-        self.size, self.shuffle, self.seed, self.rank, self.world_size = size, shuffle, seed, rank, world_size
-        self.equal_shares, self.reseed_every = equal_shares, reseed_every
-        self.epoch = 0
-        self.start = 0  # positions the next iteration skips (a resumed epoch), then 0 again
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        if self.equal_shares:
-            return self.size // self.world_size
-        return len(range(self.rank, self.size, self.world_size))
-
-    def indices(self, device: torch.device) -> torch.Tensor:
-        """This rank's dataset indices for the current epoch, (len(self),) int64 on ``device``."""
-        if self.shuffle:
-            generator = torch.Generator(device=device).manual_seed(derive_seed(self.seed, self.epoch))
-            order = torch.randperm(self.size, device=device, generator=generator)
-        else:
-            order = torch.arange(self.size, device=device)
-        if self.equal_shares:
-            order = order[:len(self) * self.world_size]
-        return order[self.rank::self.world_size]
-
-    def __iter__(self) -> Iterator[int | tuple[int, int]]:
-        """This rank's indices from position ``start`` on. With ``reseed_every=B`` (a training
-        DataLoader of batch size B) the first index of each batch comes as ``(index, seed)``, the
-        seed :func:`batch_seed` of that batch, for :class:`ImageDataset` to reseed its transform."""
-        start, self.start = self.start, 0
-        indices = self.indices(torch.device("cpu")).tolist()
-        for position in range(start, len(indices)):
-            if self.reseed_every and position % self.reseed_every == 0:
-                yield indices[position], batch_seed(self.seed, self.rank, self.epoch, position // self.reseed_every)
-            else:
-                yield indices[position]
-
-
-class ResumableDataLoader(DataLoader):
-    """A training ``DataLoader`` whose epoch continues where a checkpoint left it.
-
-    Its iterator starts lazily, at the first batch (after Lightning's ``set_epoch``), and then skips
-    the batches :func:`batches_done_this_epoch` reports through ``batches_done`` (a callable, set
-    by the DataModule) by starting its :class:`EpochOrder` that many batches in.
-    """
-
-    batches_done: Callable[[], int] | None = None
-
-    def __iter__(self) -> Iterator:
-        skip = self.batches_done() if self.batches_done is not None else 0
-        if skip and isinstance(self.sampler, EpochOrder):
-            self.sampler.start = skip * self.batch_size
-        yield from super().__iter__()
-
-
-class DeviceBatches:
-    """Batches of (images uint8 (B, 3, 32, 32), labels int64 (B,)) built on ``device`` from uint8
-    arrays held there.
-
-    Args:
-        images: uint8 (N, 32, 32, 3); labels: int64 (N,).
-        batch_size, drop_last: as for a DataLoader.
-        order: the :class:`EpochOrder` (shuffle, rank share).
-        augment: the batched ops; ``train=False`` serves the images as they are.
-        seed, rank: each batch's random draws come from a generator seeded with :func:`batch_seed`.
-        device: where the arrays live and the batches are made.
-        batches_done: a callable giving the batches of the epoch already done (a resumed epoch
-            skips them, :func:`batches_done_this_epoch`); None: 0.
-    """
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, drop_last: bool, order: EpochOrder,
-                 augment: DeviceAugment, train: bool, seed: int, rank: int, device: torch.device,
-                 batches_done: Callable[[], int] | None = None) -> None:
-        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
-        self.labels = torch.from_numpy(labels).to(device)
-        self.batch_size, self.drop_last, self.sampler = batch_size, drop_last, order
-        self.batch_sampler = None  # it batches itself (Lightning inspects DataLoader-like attributes)
-        self.augment, self.train, self.seed, self.rank, self.device = augment, train, seed, rank, device
-        self.batches_done = batches_done
-
-    def __len__(self) -> int:
-        n = len(self.sampler)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        indices = self.sampler.indices(self.device)
-        epoch = self.sampler.epoch
-        generator = torch.Generator(device=self.device)
-        skip = self.batches_done() if self.batches_done is not None else 0
-        for b in range(skip, len(self)):
-            idx = indices[b * self.batch_size:(b + 1) * self.batch_size]
-            images = self.images[idx]
-            if self.train:
-                generator.manual_seed(batch_seed(self.seed, self.rank, epoch, b))  # host-side: no device sync
-                ctx = BatchContext(idx, len(self.images), epoch, self.seed, generator)
-                yield self.augment.augment(images, ctx), self.labels[idx]
-            else:
-                yield images, self.labels[idx]
 
 
 class CIFAR10DataModule(L.LightningDataModule):
@@ -223,7 +46,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         seed: seed of the augmentation's random state and of the training order (``conf/train.yaml``'s
             ``seed``): with the same seed a run sees the same augmented images, with any
             ``num_workers`` and after a resume; ``None`` is not reproducible. Each training batch
-            is seeded from (seed, rank, epoch, batch) (:func:`batch_seed`), so under DDP each rank
+            is seeded from (seed, rank, epoch, batch) (:func:`~cifarlab.data.sampling.batch_seed`), so under DDP each rank
             augments differently; all ranks share one order.
         train_transforms: Hydra specs of the albumentations augmentation (see
             :mod:`cifarlab.data.augment`).

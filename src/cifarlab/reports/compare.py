@@ -12,6 +12,9 @@ A run's test predictions come from ``evaluate.py``'s ``predictions.npz``: the ou
 ckpt_path=<run> hydra.run.dir=<run>/eval``); either must be a report of the checkpoint the run
 tested (its sha256). Without one they are predicted here through :meth:`Run.predict`, and the
 report says so.
+
+It is one module because reading the sides, choosing their predictions, the gallery and the Markdown
+make one report; the statistics themselves are in :mod:`cifarlab.reports.paired`.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import torch
 
 from cifarlab.data import CIFAR10DataModule
 from cifarlab.data.augment import BatchContext
-from cifarlab.data.datamodule import batch_seed
+from cifarlab.data.sampling import batch_seed
 from cifarlab.reports.figures import save_grid, upscale
 
 

@@ -1,0 +1,66 @@
+"""The shape of the package: no import cycles between its modules, thin entry scripts, and no module over
+300 lines without the reason stated in its docstring."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "src" / "cifarlab"
+ENTRY_SCRIPTS = ["train.py", "evaluate.py", "compare.py", "predict.py", "export.py", "app.py", "data_figures.py"]
+MAX_LINES = 300
+REASON = "one module because"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The cifarlab modules ``path`` imports when it is imported (imports inside functions are not counted:
+    they run later, and are how a module defers one on purpose)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cifarlab"):
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("cifarlab"))
+    return names
+
+
+def test_no_import_cycles_between_modules() -> None:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {name: {m for m in top_level_imports(path) if m in modules and m != name} for name, path in modules.items()}
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            pytest.fail("import cycle: " + " -> ".join(trail[trail.index(name):] + [name]))
+        if name in done:
+            return
+        for imported in sorted(graph[name]):
+            visit(imported, trail + [name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+
+
+@pytest.mark.parametrize("script", ENTRY_SCRIPTS)
+def test_an_entry_script_composes_a_config_and_calls_one_function(script: str) -> None:
+    tree = ast.parse((ROOT / script).read_text())
+    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    assert [f.name for f in functions] == ["main"], f"{script} defines {[f.name for f in functions]}"
+    assert len((ROOT / script).read_text().splitlines()) <= 30
+
+
+def test_a_module_over_300_lines_says_why_it_is_one_module() -> None:
+    long = {p.relative_to(ROOT).as_posix(): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    unexplained = [f"{path} ({n} lines)" for path, n in long.items()
+                   if REASON not in " ".join((ast.get_docstring(ast.parse((ROOT / path).read_text())) or "").split())]
+    assert not unexplained, f"over {MAX_LINES} lines without '{REASON} ...' in the docstring: {unexplained}"
