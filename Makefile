@@ -26,7 +26,7 @@ install: $(STAMP)  ## create .venv and install the pinned dependencies (versions
 $(DATA)/cifar-10-batches-py/test_batch:
 	@if [ -x $(DATA)/prepare ]; then $(DATA)/prepare; fi
 
-train: install $(DATA)/cifar-10-batches-py/test_batch  ## the main job: real CIFAR-10, ~10 min on any 2-core CPU (EXPERIMENT=cpu_airbench; ARGS=... for overrides)
+train: install $(DATA)/cifar-10-batches-py/test_batch  ## the main job: real CIFAR-10, under 10 min on any 2-core CPU (EXPERIMENT=cpu_airbench; ARGS=... for overrides)
 	$(PY) train.py experiment=$(EXPERIMENT) $(ARGS)
 
 train-gpu: install $(DATA)/cifar-10-batches-py/test_batch  ## Page's 24-epoch ResNet-9 on a GPU (experiment=page_24ep)
@@ -39,7 +39,7 @@ lr-find: install $(DATA)/cifar-10-batches-py/test_batch  ## LR range test of a p
 	$(PY) train.py experiment=$(EXPERIMENT) lr_find=only $(ARGS)
 
 sweep: install  ## example multirun: both models, fast_dev_run
-	$(PY) train.py -m model=custom_resnet,resnet18 trainer.fast_dev_run=true $(ARGS)
+	$(PY) train.py -m model/net=custom_resnet,resnet18 trainer.fast_dev_run=true $(ARGS)
 
 seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset (EXPERIMENT=cpu_airbench): summary.md with mean ± std in the sweep dir
 	$(PY) train.py -m experiment=$(EXPERIMENT) seed=0,1,2 $(ARGS)

@@ -4,7 +4,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cifarlab.app.config import AppConfig
 from cifarlab.app.ui import serve
-from cifarlab.cli import exit_on_user_error
+from cifarlab.errors import exit_on_user_error
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="app")

@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from cifarlab.cli import exit_on_user_error
+from cifarlab.errors import exit_on_user_error
 from cifarlab.reports.config import DataFiguresConfig
 from cifarlab.reports.data_figures import write_data_figures
 

@@ -2,7 +2,7 @@
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from cifarlab.cli import exit_on_user_error
+from cifarlab.errors import exit_on_user_error
 from cifarlab.serving.config import ExportConfig
 from cifarlab.serving.export import export
 

@@ -5,9 +5,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cifarlab.cli import exit_on_user_error
+from cifarlab.errors import exit_on_user_error
 from cifarlab.distributed import ddp_job
-from cifarlab.training import run
+from cifarlab.training import train
 
 SCRIPT = Path(__file__).resolve()  # what Lightning re-runs for each extra DDP rank (cifarlab.distributed)
 
@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> float | None:
     ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
     with exit_on_user_error(), ddp_job(SCRIPT):
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None  # None: called by a test
-        result = run(cfg, overrides=overrides)  # None for lr_find=only
+        result = train(cfg, overrides=overrides)  # None for lr_find=only
     return result.val.acc if result is not None and result.val is not None else None
 
 

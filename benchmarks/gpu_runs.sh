@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements, in parts that each fit one 10-minute call of a lent GPU machine.
+# The GPU measurements, in parts that each fit a 10-minute job on a one-GPU machine.
 #   bash benchmarks/gpu_runs.sh prepare          here, once per checkout: .device/ from ../shared (wheels, data archive)
 #   bash benchmarks/gpu_runs.sh seeds            there (carry .device): speedrun and page_24ep, seeds 0,1,2, and the
 #                                                sync count per step (about 7 min on an H100-class GPU)

@@ -7,7 +7,7 @@ Protocol (all figures images/s, median or last-epoch, higher is better):
   then the median over ``--steps`` timed steps, each ended by a device synchronisation.
 - **augment**: :class:`cifarlab.data.augment.DeviceAugment` on uint8 batches on the device (Page's
   list: pad, crop, flip, cutout; uint8 out), median of ``--steps`` synchronised calls.
-- **pipeline**: ``train.py``'s ``run()`` on the real data, two epochs of ``--steps`` batches each; the
+- **pipeline**: ``train.py``'s ``train()`` on the real data, two epochs of ``--steps`` batches each; the
   second epoch's images/s from its Throughput callback (device-synchronised; data loading,
   augmentation, forward, backward, optimiser, logging; no validation).
 - **ratio**: pipeline / bare step, the share of the model's speed the pipeline keeps.
@@ -33,7 +33,7 @@ import cifarlab  # noqa: F401  (registers the resolvers)
 from cifarlab.precision import best_precision
 from cifarlab.data.augment import BatchContext, DeviceAugment
 from cifarlab.models import AirbenchNet, CustomResNet, ResNet18
-from cifarlab.training import run
+from cifarlab.training import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = {"custom_resnet": CustomResNet, "resnet18": ResNet18, "airbench": AirbenchNet}
@@ -91,17 +91,17 @@ def pipeline(model_name: str, augment_on: str, batch_size: int, precision: str, 
              num_workers: int) -> float:
     """The second epoch's training images/s of ``train.py`` (two epochs of ``steps`` batches)."""
     overrides = [
-        f"model={model_name}", f"data.root={data_root}", "data.download=false", f"data.augment_on={augment_on}",
+        f"model/net={model_name}", f"data.root={data_root}", "data.download=false", f"data.augment_on={augment_on}",
         f"data.batch_size={batch_size}", f"data.subset={steps * batch_size}", f"data.num_workers={num_workers}",
-        "data/augmentation=page", "optimizer=sgd", "~scheduler", "trainer.max_epochs=2", "trainer.limit_val_batches=0",
-        "trainer.limit_test_batches=1", f"trainer.precision={precision}", "channels_last=true", "logger=[]", "~callbacks.lr_monitor",
-        "tta=none", "callbacks.progress_bar.refresh_rate=1000",
+        "data/augmentation=page", "model/optimizer=sgd", "~model/scheduler", "trainer.max_epochs=2", "trainer.limit_val_batches=0",
+        "trainer.limit_test_batches=1", f"trainer.precision={precision}", "model.channels_last=true", "logger=[]",
+        "~callbacks.lr_monitor", "model.tta=none", "callbacks.progress_bar.refresh_rate=1000",
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     with tempfile.TemporaryDirectory() as out, open_dict(cfg):
         cfg.paths.output_dir = out
-        return run(cfg).epoch_images_per_s[-1]
+        return train(cfg).epoch_images_per_s[-1]
 
 
 def main() -> None:

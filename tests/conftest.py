@@ -75,10 +75,10 @@ def trained_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A train.py run dir shared by the evaluation and app tests: ResNet-9, 2 epochs on 100
     fixture images (few steps, so many test images stay misclassified); ``checkpoints/last.ckpt``,
     ``metrics.json`` and TensorBoard events inside."""
-    from cifarlab.training import run
+    from cifarlab.training import train
 
     out = tmp_path_factory.mktemp("trained_run")
-    run(compose_train(tiny_overrides(cifar_root) + ["data.subset=100", "trainer.max_epochs=2"], out))
+    train(compose_train(tiny_overrides(cifar_root) + ["data.subset=100", "trainer.max_epochs=2"], out))
     return out
 
 

@@ -10,8 +10,8 @@ import pytest
 from cifarlab.app.explorer import Explorer
 from cifarlab.reports.config import ReportSettings
 from cifarlab.reports.evaluate import write_report
-from cifarlab.run import Run
-from cifarlab.training import run
+from cifarlab.run import TrainedRun
+from cifarlab.training import train
 from conftest import compose_train, tiny_overrides
 
 pytestmark = pytest.mark.slow
@@ -21,15 +21,15 @@ pytestmark = pytest.mark.slow
 def airbench_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """cpu_airbench for 2 epochs on 200 fixture images, on a step schedule so it ends by itself."""
     out = tmp_path_factory.mktemp("airbench_run")
-    run(compose_train(["experiment=cpu_airbench"] + tiny_overrides(cifar_root) + [
-        "data.subset=200", "data.eval_batch_size=50", "trainer.max_epochs=2", "scheduler.budget_s=600"], out))
+    train(compose_train(["experiment=cpu_airbench"] + tiny_overrides(cifar_root) + [
+        "data.subset=200", "data.eval_batch_size=50", "trainer.max_epochs=2", "model.scheduler.budget_s=600"], out))
     return out
 
 
 def test_the_app_starts_on_an_airbench_run_with_non_uniform_gradcam_and_feature_maps(airbench_run: Path) -> None:
-    explorer = Explorer(Run(airbench_run))
+    explorer = Explorer(TrainedRun(airbench_run))
     assert explorer.default_block == "block3" and explorer.features.blocks == ["whiten", "block1", "block2", "block3"]
-    image = np.asarray(Run(airbench_run).test_set()[0][3])
+    image = np.asarray(TrainedRun(airbench_run).test_set()[0][3])
     cam = explorer.gradcam(image, opacity=1.0)  # the heat map alone
     assert cam.shape == (128, 128, 3) and cam.std() > 5
     maps = explorer.feature_maps(image, channel=1)
@@ -38,6 +38,6 @@ def test_the_app_starts_on_an_airbench_run_with_non_uniform_gradcam_and_feature_
 
 
 def test_evaluate_on_an_airbench_run_explains_its_last_conv_group(airbench_run: Path, tmp_path: Path) -> None:
-    results = write_report(Run(airbench_run), tmp_path, ReportSettings(num_misclassified=4))
+    results = write_report(TrainedRun(airbench_run), tmp_path, ReportSettings(num_misclassified=4))
     assert results["gradcam"]["target_layer"] == "block3"
     assert (tmp_path / "gradcam_misclassified.png").is_file()

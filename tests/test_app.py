@@ -20,13 +20,13 @@ from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.examples import CLASS_NAMES, TEST_INDICES, example_paths
 from cifarlab.reports.config import ReportSettings, RobustnessSettings
 from cifarlab.reports.evaluate import SCHEMA, write_report
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from conftest import CLASSES, REAL_DATA, run_script
 
 
 @pytest.fixture(scope="module")
 def explorer(trained_run: Path) -> Explorer:
-    return Explorer(Run(trained_run))
+    return Explorer(TrainedRun(trained_run))
 
 
 def free_port() -> int:
@@ -63,7 +63,7 @@ def test_any_mode_and_size_becomes_a_normalised_32x32_rgb_tensor(mode: str, size
     assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
     x = explorer.run.model.normalise(torch.from_numpy(pixels[None]))
     assert x.shape == (1, 3, 32, 32) and x.dtype == torch.float32
-    mean, std = np.array(explorer.run.hparams["mean"]), np.array(explorer.run.hparams["std"])
+    mean, std = (np.array(explorer.run.train_metrics.data[k]) for k in ("mean", "std"))
     np.testing.assert_allclose(x[0].permute(1, 2, 0).numpy(), (pixels / 255 - mean) / std, atol=1e-5)
     if mode in ("L", "LA", "I;16", "1"):
         assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
@@ -200,7 +200,7 @@ def test_bad_input_raises_a_clear_message(call, message: str, explorer: Explorer
 
 
 def test_missing_test_data_disables_only_the_misclassified_tab(trained_run: Path, tmp_path: Path) -> None:
-    explorer = Explorer(Run(trained_run, data_root=tmp_path / "nowhere"))
+    explorer = Explorer(TrainedRun(trained_run, data_root=tmp_path / "nowhere"))
     assert "no CIFAR-10 test set at" in explorer.data_problem
     with pytest.raises(CifarlabError, match="pass data.root="):
         explorer.misclassified(True, 5)
@@ -212,7 +212,7 @@ def test_eval_dir_gives_the_same_misclassified_images_from_predictions_npz(train
                                                                            tmp_path: Path) -> None:
     write_report(explorer.run, tmp_path, ReportSettings(num_misclassified=1,
                                                        robustness=RobustnessSettings(enabled=False)))
-    from_report = Explorer(Run(trained_run), eval_dir=tmp_path)
+    from_report = Explorer(TrainedRun(trained_run), eval_dir=tmp_path)
     assert from_report.data_problem is None and from_report.test_summary() == explorer.test_summary()
     got, want = from_report.misclassified(True, MAX_SHOWN), explorer.misclassified(True, MAX_SHOWN)
     assert [c for _, c in got] == [c for _, c in want]
@@ -222,7 +222,7 @@ def test_eval_dir_gives_the_same_misclassified_images_from_predictions_npz(train
 def test_eval_dir_of_another_checkpoint_is_refused_in_the_tab(trained_run: Path, tmp_path: Path) -> None:
     (tmp_path / "metrics.json").write_text(f'{{"schema": "{SCHEMA}", "checkpoint": {{"sha256": "0"}}}}')
     np.savez(tmp_path / "predictions.npz", logits=np.zeros((1, 10), np.float32), labels=[0], indices=[0])
-    explorer = Explorer(Run(trained_run), eval_dir=tmp_path)
+    explorer = Explorer(TrainedRun(trained_run), eval_dir=tmp_path)
     assert f"is not a report ({SCHEMA}) of" in explorer.data_problem
     with pytest.raises(CifarlabError, match="leave eval_dir unset"):
         explorer.test_summary()
@@ -241,7 +241,7 @@ def test_model_card_with_eval_dir_has_its_report_and_figures(trained_run: Path, 
     write_report(explorer.run, tmp_path, ReportSettings(num_misclassified=1))
     Image.new("RGB", (300, 200), (200, 10, 10)).save(tmp_path / "reliability.png")
     Image.new("RGB", (400, 100), (10, 10, 200)).save(tmp_path / "robustness.png")
-    from_report = Explorer(Run(trained_run), eval_dir=tmp_path)
+    from_report = Explorer(TrainedRun(trained_run), eval_dir=tmp_path)
     card = from_report.model_card()
     assert "| test accuracy (evaluate.py) |" in card and "Lowest recall:" in card and "| true class |" in card
     def text(markdown: str) -> list[str]:  # the card's words; the figures it links are shown by the tab itself

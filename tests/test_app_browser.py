@@ -15,7 +15,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from cifarlab.app.explorer import Explorer
 from cifarlab.app.ui import build_app, launch
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from conftest import ROOT
 from test_app import explorer, free_port, served  # noqa: F401  (fixtures: the test_app server)
 
@@ -37,7 +37,7 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
     if not ckpt:
         yield request.getfixturevalue("served")
         return
-    demo = launch(build_app(Explorer(Run(ROOT / ckpt))), "127.0.0.1", free_port(), block=False)
+    demo = launch(build_app(Explorer(TrainedRun(ROOT / ckpt))), "127.0.0.1", free_port(), block=False)
     yield demo.local_url
     demo.close()
 

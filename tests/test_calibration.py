@@ -16,7 +16,7 @@ from cifarlab.reports.calibration import (BINS, calibration_metrics, calibration
                                           reliability_bins, save_reliability_diagram)
 from cifarlab.reports.config import ReportSettings, RobustnessSettings
 from cifarlab.reports.evaluate import write_report
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from conftest import compose_train, tiny_overrides
 
 
@@ -82,27 +82,27 @@ def test_reliability_bins_give_torchmetrics_ece_and_the_diagram_has_its_size(tmp
 @pytest.fixture(scope="module")
 def held_out_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run trained with data.val_size=100 (the last 100 of the fixture's 500 training images)."""
-    from cifarlab.training import run
+    from cifarlab.training import train
 
     out = tmp_path_factory.mktemp("held_out_run")
-    run(compose_train(tiny_overrides(cifar_root) + ["data.subset=100", "data.val_size=100", "trainer.max_epochs=1"],
+    train(compose_train(tiny_overrides(cifar_root) + ["data.subset=100", "data.val_size=100", "trainer.max_epochs=1"],
                       out))
     return out
 
 
 @pytest.mark.slow
 def test_run_finds_the_split_training_held_out(held_out_run: Path, trained_run: Path, cifar_root: Path) -> None:
-    images, labels = Run(held_out_run).held_out_set()
+    images, labels = TrainedRun(held_out_run).held_out_set()
     dm = CIFAR10DataModule(root=str(cifar_root), download=False, val_size=100, subset=100)
     dm.setup()
     np.testing.assert_array_equal(images, dm.val_set.images)
     np.testing.assert_array_equal(labels, dm.val_set.labels)
-    assert Run(trained_run).held_out_set() is None  # val_size=0: validated on the test set
+    assert TrainedRun(trained_run).held_out_set() is None  # val_size=0: validated on the test set
 
 
 @pytest.mark.slow
 def test_report_of_a_run_with_a_held_out_split_fits_a_temperature(held_out_run: Path, tmp_path: Path) -> None:
-    run = Run(held_out_run)
+    run = TrainedRun(held_out_run)
     results = write_report(run, tmp_path, ReportSettings(num_misclassified=1, robustness=RobustnessSettings(
         enabled=False)), batch_size=50)
     calibration = results["calibration"]

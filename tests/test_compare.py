@@ -19,7 +19,7 @@ from cifarlab.reports.config import BootstrapSettings, CompareConfig, Paths, Rep
 from cifarlab.reports.config_diff import ABSENT, config_diff
 from cifarlab.reports.evaluate import write_report
 from cifarlab.reports.paired import bootstrap_delta, mcnemar, verdict, welch
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from conftest import CONF, compose_train, run_script, tiny_overrides
 
 
@@ -127,9 +127,9 @@ def train_job(root: Path, overrides: list[str], job_dir: Path) -> Path:
     OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": hydra.runtime.choices}}}),
                    job_dir / ".hydra" / "hydra.yaml")
     OmegaConf.save(hydra.overrides.task, job_dir / ".hydra" / "overrides.yaml")
-    from cifarlab.training import run
+    from cifarlab.training import train
 
-    run(compose_train(tiny_overrides(root) + overrides, job_dir))
+    train(compose_train(tiny_overrides(root) + overrides, job_dir))
     return job_dir
 
 
@@ -160,7 +160,7 @@ def test_two_runs_differing_in_augmentation(sweeps: dict[str, Path], tmp_path: P
     assert [t["_target_"] for t in diff["keys"]["data.train_transforms"]["b"]][-1] == "albumentations.CoarseDropout"
     assert results["seeds"] is None and diff["notes"] == []
 
-    run_a, run_b = Run(a), Run(b)
+    run_a, run_b = TrainedRun(a), TrainedRun(b)
     images, labels = run_a.test_set()
     correct = [r.predict(images).argmax(1).numpy() == labels for r in (run_a, run_b)]
     paired = results["paired"]
@@ -169,7 +169,7 @@ def test_two_runs_differing_in_augmentation(sweeps: dict[str, Path], tmp_path: P
     assert paired["acc_a"] == pytest.approx(run_a.train_metrics.test.acc, abs=1e-6)
     assert paired["bootstrap"]["low"] <= paired["delta"] <= paired["bootstrap"]["high"]
     assert results["verdict"] == paired["verdict"] == verdict(want.delta, want.p_value, "exact McNemar", 0.05)
-    assert "predicted here with Run.predict" in results["a"]["predictions"]
+    assert "predicted here with TrainedRun.predict" in results["a"]["predictions"]
     assert set(results["per_class_recall"]) == set(run_a.class_names)
 
     assert json.loads((tmp_path / "compare.json").read_text()) == results
@@ -200,8 +200,8 @@ def test_evaluate_py_predictions_are_used_and_checked(sweeps: dict[str, Path], t
     a, b = tmp_path / "a", sweeps["cutout8"] / "1"
     shutil.copytree(sweeps["flip_crop"] / "0", a)  # a copy: its eval/ must not reach the other tests
     computed = compare(settings(tmp_path / "computed", str(a), str(b)))
-    write_report(Run(a), a / "eval", ReportSettings(num_misclassified=1))  # found in <run>/eval/
-    write_report(Run(b), tmp_path / "b_eval", ReportSettings(num_misclassified=1))
+    write_report(TrainedRun(a), a / "eval", ReportSettings(num_misclassified=1))  # found in <run>/eval/
+    write_report(TrainedRun(b), tmp_path / "b_eval", ReportSettings(num_misclassified=1))
     found = compare(settings(tmp_path / "found", str(a), str(b), b_predictions=str(tmp_path / "b_eval")))
     assert found["a"]["predictions"].startswith("evaluate.py's predictions.npz in")
     assert found["b"]["predictions"].startswith("evaluate.py's predictions.npz in")

@@ -27,7 +27,7 @@ from cifarlab.data.sampling import EpochOrder
 from cifarlab.distributed import LAUNCHER_ENV, ddp_job, rank_command, requeued_checkpoint
 from cifarlab.rundir import RunDir
 from cifarlab.errors import ConfigError
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from conftest import CONF, ROOT, compose_train, make_images, run_script, tiny_overrides, write_cifar
 
 SEED = 7
@@ -65,7 +65,7 @@ def paired_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ddp_overrides(root: Path) -> list[str]:
     """tiny_overrides on 2 CPU processes through the ddp preset."""
     return [o for o in tiny_overrides(root) if o != "trainer=cpu"] + [
-        "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data/augmentation=flip_crop", "tta=none", PROBE]
+        "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data/augmentation=flip_crop", "model.tta=none", PROBE]
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def assert_ranks_augmented_differently(run_dir: Path) -> None:
 def test_ddp_on_two_processes_writes_one_run_and_counts_each_test_image_once(
         paired_root: Path, tmp_path: Path, probe_on_path: None) -> None:
     result = run_script("train.py", *ddp_overrides(paired_root), f"seed={SEED}", "trainer.max_epochs=2",
-                        "scheduler.max_lr=0.005", cwd=tmp_path)
+                        "model.scheduler.max_lr=0.005", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "outputs" / "train" / "runs").iterdir())
     assert len(runs) == 1, runs  # rank 1 wrote into rank 0's run dir, not a new one
@@ -115,7 +115,7 @@ def test_ddp_on_two_processes_writes_one_run_and_counts_each_test_image_once(
     assert_ranks_augmented_differently(run_dir)
     assert not (tmp_path / "outputs" / "train" / "multiruns").exists()
 
-    tested = Run(run_dir, precision="32-true", device="cpu")  # evaluate.py's path, one process, train's tested checkpoint
+    tested = TrainedRun(run_dir, precision="32-true", device="cpu")  # evaluate.py's path, one process, train's tested checkpoint
     images, labels = tested.test_set()
     accuracy = (tested.predict(images, batch_size=100).argmax(1).numpy() == labels).mean()
     assert accuracy == pytest.approx(metrics["test"]["acc"], abs=1e-6)
@@ -129,7 +129,7 @@ def test_multirun_with_ddp_gives_each_job_its_own_complete_run(paired_root: Path
     (lightning-hydra-template #393: ranks that re-run the whole sweep into dirs of their own)."""
     result = run_script("train.py", "-m", *ddp_overrides(paired_root), f"seed={SEED}", "trainer.max_epochs=1",
                         "data.augment_on=device", "trainer.limit_val_batches=0", "callbacks.model_checkpoint.monitor=null",
-                        "loss.label_smoothing=0.0,0.1", cwd=tmp_path)
+                        "model.loss.label_smoothing=0.0,0.1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     sweeps = list((tmp_path / "outputs" / "train" / "multiruns").iterdir())
     assert len(sweeps) == 1, sweeps
@@ -247,17 +247,17 @@ def test_a_requeued_job_continues_from_its_newest_checkpoint(tmp_path: Path, mon
 def test_requeued_run_resumes_in_its_run_dir(cifar_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ddp_probe import Preempted
 
-    from cifarlab.training import run
+    from cifarlab.training import train
 
-    overrides = tiny_overrides(cifar_root) + ["data.subset=60", "data/augmentation=none", "trainer.max_epochs=2", "tta=none",
+    overrides = tiny_overrides(cifar_root) + ["data.subset=60", "data/augmentation=none", "trainer.max_epochs=2", "model.tta=none",
                                               "trainer.limit_val_batches=0", "callbacks.model_checkpoint.monitor=null"]
     monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
     with pytest.raises(Preempted):
-        run(compose_train(overrides + ["+callbacks.preempt._target_=ddp_probe.PreemptAt", "+callbacks.preempt.epoch=1"],
+        train(compose_train(overrides + ["+callbacks.preempt._target_=ddp_probe.PreemptAt", "+callbacks.preempt.epoch=1"],
                           tmp_path))
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and not (tmp_path / "metrics.json").exists()
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the same job again, in the same run dir
-    results = run(compose_train(overrides, tmp_path))
+    results = train(compose_train(overrides, tmp_path))
     assert results.global_step == 6 and len(results.epoch_images_per_s) == 1  # only the second epoch ran
 
 
@@ -289,7 +289,7 @@ def test_each_rank_augments_from_its_own_stream(cifar_root: Path, augment_on: st
                                    {"_target_": "albumentations.HorizontalFlip", "p": 0.5},
                                    {"_target_": "albumentations.CoarseDropout", "num_holes_range": [1, 1],
                                     "hole_height_range": [8, 8], "hole_width_range": [8, 8], "fill": 0, "p": 1.0}])
-        dm.setup("fit")  # before the trainer is attached, as training.run does: every rank looks like rank 0 here
+        dm.setup("fit")  # before the trainer is attached: every rank looks like rank 0 here
         dm.trainer = FakeTrainer(rank)
         dm.train_set.images[:] = dm.train_set.images[0]  # one image everywhere: differences are augmentation
         return next(iter(dm.train_dataloader()))[0]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cifarlab.training import run
+from cifarlab.training import train
 from conftest import CONF, compose_train, tiny_overrides
 
 PRESETS = sorted(p.stem for p in (CONF / "debug").glob("*.yaml") if p.stem != "default")
@@ -31,7 +31,7 @@ def test_debug_preset_runs(preset: str, cifar_root: Path, tmp_path: Path) -> Non
     assert {key: cfg.trainer[key] for key in SETS[preset]} == SETS[preset]
     if cfg.trainer.max_epochs > 2:  # the preset's epochs, cut to 2 to keep the test short
         cfg = compose_train(overrides + ["trainer.max_epochs=2"], tmp_path)
-    results = run(cfg)
+    results = train(cfg)
     assert 0.0 <= results.test.acc <= 1.0
     assert results.global_step == STEPS[preset]
     if preset == "fdr":

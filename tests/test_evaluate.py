@@ -1,4 +1,4 @@
-"""evaluate.py on a run trained on the fixture: files, sizes, predictions.npz against Run.predict,
+"""evaluate.py on a run trained on the fixture: files, sizes, predictions.npz against TrainedRun.predict,
 parity with train.py's test, calibration and robustness entries, errors; data_figures.py."""
 from __future__ import annotations
 
@@ -18,24 +18,24 @@ from cifarlab.reports.data_figures import augmented, write_data_figures
 from cifarlab.reports.evaluate import SCHEMA, write_report
 from cifarlab.reports.gradcam import gradcam, layer_names
 from cifarlab.reports.robustness import select_images
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from conftest import CONF, run_script
 
 
 @pytest.fixture(scope="module")
-def run(trained_run: Path) -> Run:
-    return Run(trained_run)
+def run(trained_run: Path) -> TrainedRun:
+    return TrainedRun(trained_run)
 
 
 @pytest.fixture(scope="module")
-def report(run: Run, trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def report(run: TrainedRun, trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("eval")
     robustness = RobustnessSettings(images=10, seed=3, baseline=str(trained_run))
     settings = ReportSettings(num_misclassified=4, image_size=64, tta=TTA.flip, robustness=robustness)
     return out, write_report(run, out, settings, batch_size=50)
 
 
-def test_accuracy_and_loss_equal_what_train_py_reported(run: Run, report: tuple[Path, dict]) -> None:
+def test_accuracy_and_loss_equal_what_train_py_reported(run: TrainedRun, report: tuple[Path, dict]) -> None:
     results, trained = report[1], run.train_metrics
     assert results["schema"] == SCHEMA
     assert results["test"]["acc"] == pytest.approx(trained.test.acc, abs=1e-6)
@@ -45,7 +45,7 @@ def test_accuracy_and_loss_equal_what_train_py_reported(run: Run, report: tuple[
     assert json.loads((report[0] / "metrics.json").read_text()) == results
 
 
-def test_predictions_npz_holds_what_run_predict_gives(run: Run, report: tuple[Path, dict]) -> None:
+def test_predictions_npz_holds_what_run_predict_gives(run: TrainedRun, report: tuple[Path, dict]) -> None:
     images, labels = run.test_set()
     with np.load(report[0] / "predictions.npz") as saved:
         assert saved["logits"].dtype == np.float32 and saved["logits"].shape == (len(labels), 10)
@@ -85,7 +85,7 @@ def test_calibration_without_a_held_out_split_fits_no_temperature(report: tuple[
     assert calibration["before"]["nll"] > 0 and 0 <= calibration["before"]["brier"] <= 2
 
 
-def test_robustness_entry_scores_the_drawn_images_against_the_baseline(run: Run, trained_run: Path,
+def test_robustness_entry_scores_the_drawn_images_against_the_baseline(run: TrainedRun, trained_run: Path,
                                                                         report: tuple[Path, dict]) -> None:
     robustness = report[1]["robustness"]
     assert set(robustness) == {"images", "seed", "severities", "clean_acc", "corruptions", "mean_corruption_acc",
@@ -102,7 +102,7 @@ def test_robustness_entry_scores_the_drawn_images_against_the_baseline(run: Run,
     assert robustness["relative_mce"] in (None, pytest.approx(1.0))
 
 
-def test_gradcam_maps_are_32x32_in_unit_range(run: Run) -> None:
+def test_gradcam_maps_are_32x32_in_unit_range(run: TrainedRun) -> None:
     images, _ = run.test_set()
     maps = gradcam(run.model, images[:6], "layer3", targets=[0, 1, 2, 3, 4, 5], batch_size=4)
     assert maps.shape == (6, 32, 32) and maps.dtype == np.float32
@@ -119,7 +119,7 @@ def test_gradcam_maps_are_32x32_in_unit_range(run: Run) -> None:
     (lambda: ReportSettings(robustness=RobustnessSettings(baseline="/no/such/run")),
      "eval.robustness.baseline=/no/such/run does not exist"),
 ])
-def test_bad_settings_fail_before_any_output(run: Run, tmp_path: Path, settings, message: str) -> None:
+def test_bad_settings_fail_before_any_output(run: TrainedRun, tmp_path: Path, settings, message: str) -> None:
     out = tmp_path / "eval"
     with pytest.raises(ConfigError, match=message):
         write_report(run, out, settings())
@@ -127,7 +127,7 @@ def test_bad_settings_fail_before_any_output(run: Run, tmp_path: Path, settings,
 
 
 @pytest.mark.slow  # starts a process
-def test_cli_report_and_errors(trained_run: Path, run: Run, tmp_path: Path) -> None:
+def test_cli_report_and_errors(trained_run: Path, run: TrainedRun, tmp_path: Path) -> None:
     ok = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.num_misclassified=3",
                     "eval.robustness.enabled=false", f"hydra.run.dir={tmp_path / 'ok'}")
     assert ok.returncode == 0, ok.stderr[-3000:]
@@ -135,7 +135,7 @@ def test_cli_report_and_errors(trained_run: Path, run: Run, tmp_path: Path) -> N
     assert results["test"]["acc"] == pytest.approx(run.train_metrics.test.acc, abs=1e-6)
     assert results["robustness"] is None and not (tmp_path / "ok" / "robustness.png").exists()
     assert "no temperature fitted" in ok.stdout
-    bad = run_script("evaluate.py", f"ckpt_path={trained_run}", "model=resnet18", f"hydra.run.dir={tmp_path / 'bad'}")
+    bad = run_script("evaluate.py", f"ckpt_path={trained_run}", "model/net=resnet18", f"hydra.run.dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "not the requested ResNet18" in bad.stderr
     assert not (tmp_path / "bad" / "metrics.json").exists()
     layer = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.gradcam.target_layer=fc",

@@ -1,4 +1,4 @@
-"""export.py: ONNX (read back with onnxruntime) and TorchScript (torch.jit.load) give Run.predict's
+"""export.py: ONNX (read back with onnxruntime) and TorchScript (torch.jit.load) give TrainedRun.predict's
 fp32 logits on 256 images, for ResNet-9 and airbench (custom BatchNorm, whitening conv); export.json;
 the onnxruntime-only serving example of docs/serve_onnx.py; the command line."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PIL import Image
 
 from cifarlab.app.uploads import read_upload
 from cifarlab.data import load_cifar10
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from cifarlab.serving.config import Format
 from cifarlab.serving.export import export_run
 from conftest import ROOT, compose_train, run_script, tiny_overrides
@@ -27,10 +27,10 @@ EXAMPLES = ROOT / "src" / "cifarlab" / "examples"
 @pytest.fixture(scope="module")
 def airbench_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An airbench run after one training step: whitening filters set, BatchNorm statistics moved."""
-    from cifarlab.training import run
+    from cifarlab.training import train
 
     out = tmp_path_factory.mktemp("airbench_run")
-    run(compose_train(tiny_overrides(cifar_root) + ["model=airbench", "data.subset=20", "trainer.max_epochs=1",
+    train(compose_train(tiny_overrides(cifar_root) + ["model/net=airbench", "data.subset=20", "trainer.max_epochs=1",
                                                     "trainer.max_steps=1"], out))
     return out
 
@@ -52,7 +52,7 @@ def run_file(path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def check_parity(run_dir: Path, fmt: Format, images: np.ndarray, out: Path) -> dict:
-    run = Run(run_dir, precision="32-true", device="cpu")
+    run = TrainedRun(run_dir, precision="32-true", device="cpu")
     info = export_run(run, fmt, out)
     logits, expected = run_file(out / info["file"], images), run.predict(images).numpy()
     assert logits.dtype == np.float32 and logits.shape == expected.shape == (256, 10)
@@ -77,12 +77,12 @@ def test_resnet9_export_gives_run_predict_logits(trained_run: Path, images: np.n
 @pytest.mark.parametrize("fmt", list(Format))
 def test_airbench_export_gives_run_predict_logits(airbench_run: Path, images: np.ndarray, tmp_path: Path,
                                                   fmt: Format) -> None:
-    assert Run(airbench_run).net.whiten.weight.abs().sum() > 0  # the whitening conv is set, not zeros
+    assert TrainedRun(airbench_run).net.whiten.weight.abs().sum() > 0  # the whitening conv is set, not zeros
     check_parity(airbench_run, fmt, images, tmp_path)
 
 
 def test_onnx_graph_takes_uint8_with_a_dynamic_batch(trained_run: Path, tmp_path: Path) -> None:
-    info = export_run(Run(trained_run, precision="32-true", device="cpu"), Format.onnx, tmp_path)
+    info = export_run(TrainedRun(trained_run, precision="32-true", device="cpu"), Format.onnx, tmp_path)
     model = onnx.load(str(tmp_path / "model.onnx"))
     onnx.checker.check_model(model)
     (graph_input,), (graph_output,) = model.graph.input, model.graph.output
@@ -96,7 +96,7 @@ def test_onnx_graph_takes_uint8_with_a_dynamic_batch(trained_run: Path, tmp_path
 
 @pytest.mark.slow
 def test_serve_onnx_example_gives_what_run_predict_gives(trained_run: Path, tmp_path: Path) -> None:
-    run = Run(trained_run, precision="32-true", device="cpu")
+    run = TrainedRun(trained_run, precision="32-true", device="cpu")
     export_run(run, Format.onnx, tmp_path)
     image = tmp_path / "dog.jpg"  # a JPEG, not square: draft decoding and the centre crop matter
     Image.open(EXAMPLES / "dog.png").convert("RGB").resize((300, 200)).save(image, quality=90)

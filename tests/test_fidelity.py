@@ -11,7 +11,7 @@ import torch
 
 from cifarlab.callbacks import WhiteningBiasFreeze, training_progress
 from cifarlab.module import ImageClassifier
-from cifarlab.training import run
+from cifarlab.training import train
 from conftest import compose_train, run_script, tiny_overrides
 
 CLASSES = [str(i) for i in range(10)]
@@ -31,15 +31,15 @@ class BiasGradients(L.Callback):
 @pytest.mark.slow
 def test_the_whitening_bias_stops_training_after_its_epochs(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(["experiment=speedrun"] + tiny_overrides(cifar_root) + [
-        "compile=false", "data.subset=40", "trainer.max_steps=-1", "trainer.max_epochs=5",
-        "callbacks.whitening_bias_freeze.epochs=3", "scheduler.pct_start=0.3", "test=false"], tmp_path)
+        "model.compile=false", "data.subset=40", "trainer.max_steps=-1", "trainer.max_epochs=5",
+        "callbacks.whitening_bias_freeze.epochs=3", "model.scheduler.pct_start=0.3", "test=false"], tmp_path)
     probe = BiasGradients()
     from cifarlab import training
 
     original = training.build_trainer
     training.build_trainer = lambda cfg, extra: original(cfg, extra + [probe])
     try:
-        run(cfg)
+        train(cfg)
     finally:
         training.build_trainer = original
     assert probe.has_grad == [True, True, True, False, False]

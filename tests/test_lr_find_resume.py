@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from cifarlab.errors import ConfigError
-from cifarlab.training import run
+from cifarlab.training import train
 from conftest import ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides
 
 FIT = ["data.subset=200", "trainer.max_epochs=4", "data/augmentation=none"]
@@ -23,7 +23,7 @@ FIT = ["data.subset=200", "trainer.max_epochs=4", "data/augmentation=none"]
 def test_lr_find_only_writes_the_curve_and_a_suggestion_inside_the_range(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + FIT + [
         "lr_find=only", "lr_find.num_steps=30", "lr_find.min_lr=1e-5", "lr_find.max_lr=1.0"], tmp_path)
-    assert run(cfg) is None  # the range test alone: no training, no result
+    assert train(cfg) is None  # the range test alone: no training, no result
     found = json.loads((tmp_path / "lr_finder.json").read_text())
     assert 1e-5 <= found["suggested_lr"] <= 1.0
     assert len(found["lr"]) == len(found["loss"]) == found["steps_run"] and 11 < found["steps_run"] <= 30
@@ -35,7 +35,7 @@ def test_lr_find_only_writes_the_curve_and_a_suggestion_inside_the_range(cifar_r
 @pytest.mark.slow  # trains
 def test_lr_find_apply_trains_with_the_suggestion(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + FIT + ["lr_find=apply", "lr_find.num_steps=30"], tmp_path)
-    results = run(cfg)
+    results = train(cfg)
     assert results.lr_find["applied"] and results.max_lr == results.lr_find["suggested_lr"]
     saved = (tmp_path / "config.yaml").read_text()
     assert f"max_lr: {results.lr_find['suggested_lr']}" in saved
@@ -71,7 +71,7 @@ def test_a_run_killed_mid_epoch_resumes_into_its_own_dir_as_if_unbroken(path: li
     """SIGKILL with a mid-epoch last.ckpt, then resume=<run dir>: the same dir ends with one metrics.json,
     and the weights, order and augmentations of the rest of the epoch are the unbroken run's, so the
     test loss is the same."""
-    overrides = [*tiny_overrides(cifar_root), "data.subset=100", "trainer.max_epochs=3", "tta=none", *path]
+    overrides = [*tiny_overrides(cifar_root), "data.subset=100", "trainer.max_epochs=3", "model.tta=none", *path]
     unbroken = run_script("train.py", *overrides, f"hydra.run.dir={tmp_path / 'unbroken'}")
     assert unbroken.returncode == 0, unbroken.stderr[-3000:]
     run_dir = tmp_path / "run"
@@ -104,10 +104,10 @@ def test_resume_of_a_dir_without_checkpoint_says_so(tmp_path: Path) -> None:
 def test_early_stopping_on_the_test_set_is_refused(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + ["callbacks=early_stopping", "trainer.fast_dev_run=true"], tmp_path)
     with pytest.raises(ConfigError, match="callbacks.early_stopping stops early on val/acc while data.val_size=0"):
-        run(cfg)
+        train(cfg)
     held_out = compose_train(tiny_overrides(cifar_root) + [
         "callbacks=early_stopping", "trainer.fast_dev_run=true", "data.val_size=100"], tmp_path / "ok")
-    assert run(held_out).val is not None
+    assert train(held_out).val is not None
 
 
 @pytest.mark.slow  # trains
@@ -115,11 +115,11 @@ def test_hparams_reach_tensorboard_with_the_final_metrics(cifar_root: Path, tmp_
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = compose_train(tiny_overrides(cifar_root) + ["data.subset=100", "trainer.max_epochs=1"], tmp_path)
-    results = run(cfg)
+    results = train(cfg)
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0}).Reload()
     assert events.Scalars("hp/test_acc")[-1].value == pytest.approx(results.test.acc)
     assert events.PluginTagToContent("hparams")  # the HParams plugin has the run
     # composed without train.py, so no Hydra choices: the key hyperparameters only
     assert tensorboard_hparams_row(tmp_path / "tensorboard") == {
-        "scheduler.max_lr": 0.01, "optimizer.weight_decay": 1e-4, "loss.label_smoothing": 0.0, "data.batch_size": 20,
+        "model.scheduler.max_lr": 0.01, "model.optimizer.weight_decay": 1e-4, "model.loss.label_smoothing": 0.0, "data.batch_size": 20,
         "trainer.max_epochs": 1, "seed": 42}

@@ -10,7 +10,7 @@ import pytest
 from cifarlab.reports.config import ReportSettings
 from cifarlab.reports.evaluate import write_report
 from cifarlab.reports.model_card import no_absolute_paths, render_model_card
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from conftest import CLASSES
 
 SECTIONS = ["## Intended use", "## Data", "## Accuracy", "## Per-class recall", "## Worst confusion pairs",
@@ -100,7 +100,7 @@ def test_absolute_paths_become_their_last_part(text: str, want: str) -> None:
 
 @pytest.mark.slow
 def test_evaluate_report_writes_a_model_card(trained_run: Path, tmp_path: Path) -> None:
-    write_report(Run(trained_run), tmp_path, ReportSettings(num_misclassified=1))
+    write_report(TrainedRun(trained_run), tmp_path, ReportSettings(num_misclassified=1))
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert all(section in card for section in SECTIONS)
     assert f"run {trained_run.name}" in card and "![confusion matrix](confusion_matrix.png)" in card

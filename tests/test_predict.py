@@ -1,5 +1,5 @@
 """predict.py: which files an input names, decoding failures, predictions.csv and failures.csv
-against Run.predict, top_k, GradCAM PNGs, and the command line's exit statuses."""
+against TrainedRun.predict, top_k, GradCAM PNGs, and the command line's exit statuses."""
 from __future__ import annotations
 
 import csv
@@ -16,7 +16,7 @@ from PIL import Image
 from cifarlab.app.uploads import read_upload
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.reports.config import TTA, Paths
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from cifarlab.serving.config import PredictConfig
 from cifarlab.serving.predict import find_files, predict, read_images
 from conftest import CONF, ROOT, run_script
@@ -35,8 +35,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(trained_run: Path) -> Run:
-    return Run(trained_run)
+def run(trained_run: Path) -> TrainedRun:
+    return TrainedRun(trained_run)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -78,7 +78,7 @@ def test_read_images_decodes_as_the_app_and_gives_a_reason_for_each_unreadable_f
     assert "could not be decoded" in reasons[str(files[4])]
 
 
-def test_predictions_csv_holds_the_top_k_of_run_predict_most_probable_first(trained_run: Path, run: Run,
+def test_predictions_csv_holds_the_top_k_of_run_predict_most_probable_first(trained_run: Path, run: TrainedRun,
                                                                               folder: Path, tmp_path: Path) -> None:
     result = predict(settings(trained_run, tmp_path, [str(folder / "*.jpg"), str(folder / "cat.png")], top_k=4,
                               tta=TTA.flip))

@@ -39,9 +39,9 @@ def fake_run(run_dir: Path, saved: DictConfig, mtime: float, finished: bool = Fa
 
 def test_an_override_that_resume_would_drop_exits_naming_it_and_the_allowed_ones() -> None:
     with pytest.raises(ConfigError) as err:
-        check_overrides(["resume=last", "trainer.max_epochs=5", "data.num_workers=2", "model=resnet18"], "last")
+        check_overrides(["resume=last", "trainer.max_epochs=5", "data.num_workers=2", "model/net=resnet18"], "last")
     message = str(err.value)
-    assert "trainer.max_epochs=5 model=resnet18 would not apply" in message and "data.num_workers=2" not in message
+    assert "trainer.max_epochs=5 model/net=resnet18 would not apply" in message and "data.num_workers=2" not in message
     assert all(key in message for key in ALLOWED_WITH_RESUME if key != "resume")
 
 
@@ -117,11 +117,11 @@ def test_resume_last_continues_the_newest_run_in_its_dir(cifar_root: Path, tmp_p
     working dir above its ``outputs/``: in the same run dir, with train.log there, and no new run dir."""
     from ddp_probe import Preempted
 
-    from cifarlab.training import run
+    from cifarlab.training import train
 
     run_dir = tmp_path / "outputs" / "train" / "runs" / "first"
     with pytest.raises(Preempted):
-        run(compose_train([*tiny_overrides(cifar_root), "data.subset=80", "trainer.max_epochs=2", "tta=none",
+        train(compose_train([*tiny_overrides(cifar_root), "data.subset=80", "trainer.max_epochs=2", "model.tta=none",
                            "trainer.limit_val_batches=0", "callbacks.model_checkpoint.monitor=null",
                            "+callbacks.preempt._target_=ddp_probe.PreemptAt", "+callbacks.preempt.epoch=1"], run_dir))
     saved = OmegaConf.load(run_dir / "config.yaml")
@@ -140,3 +140,35 @@ def test_resume_last_continues_the_newest_run_in_its_dir(cifar_root: Path, tmp_p
     assert "resume=last data.num_workers=0" in metrics["provenance"]["command"]
     assert (run_dir / "train.log").stat().st_size > 0
     assert [p.name for p in (tmp_path / "outputs" / "train" / "runs").iterdir()] == ["first"]
+
+
+def test_a_run_written_before_the_model_node_held_the_module_resumes_in_the_current_layout(tmp_path: Path) -> None:
+    previous = Path(__file__).resolve().parent / "fixtures" / "airbench_1fa7fc9"  # config.yaml with top-level optimizer
+    given = [f"resume={previous}"]
+    resumed, ckpt = resumed_config(compose_train(given), given, outputs=tmp_path)
+    assert ckpt == previous / "checkpoints" / "last.ckpt"
+    assert resumed.model._target_ == "cifarlab.module.ImageClassifier" and resumed.model.net.widths == [8, 16, 16]
+    assert resumed.model.scheduler.max_lr == 0.75 and resumed.model.loss.label_smoothing == 0.2
+    assert "optimizer" not in resumed and "tta" not in resumed
+    # written in another folder: its paths follow the run dir
+    assert resumed.paths.output_dir == str(previous) and resumed.callbacks.model_checkpoint.dirpath == str(previous / "checkpoints")
+
+
+@pytest.mark.slow  # tests a checkpoint through trainer.fit and trainer.test
+def test_a_run_written_before_the_model_node_held_the_module_continues_with_the_same_weights(
+        cifar_root: Path, tmp_path: Path) -> None:
+    """The fixture run (2 finished epochs) resumed by today's code: its config read in the current layout,
+    its checkpoint (statistics as hyperparameters, no normalisation buffers) restored, and the test
+    repeated on the same data gives the accuracy and loss its own test recorded."""
+    import shutil
+
+    from cifarlab.training import train
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(Path(__file__).resolve().parent / "fixtures" / "airbench_1fa7fc9", run_dir)
+    recorded = json.loads((run_dir / "metrics.json").read_text())
+    given = [f"resume={run_dir}", f"data.root={cifar_root}"]
+    result = train(compose_train(given), overrides=given)
+    assert result.resumed and result.global_step == recorded["global_step"] == 8
+    assert result.test.acc == recorded["test"]["acc"]
+    assert result.test.loss == pytest.approx(recorded["test"]["loss"], abs=1e-5)

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, TRAINING_FIXTURES
 
 # calls that start a process, and calls that train in this process (train.py's main, the LR range test;
-# and run() where a module imports cifarlab.training.run)
+# and train() where a module imports cifarlab.training.train)
 PROCESS_CALLS = {"run_script", "Popen", "sync_playwright", "os.system", "subprocess.run"}
 TRAINING_CALLS = {"train_main", "find_lr"}
 
@@ -32,10 +32,10 @@ def callees(function: ast.FunctionDef) -> set[str]:
 @cache
 def slow_functions(module: Path) -> frozenset[str]:
     """Names of the top-level functions of ``module`` that start a process or train: they call one of
-    :data:`PROCESS_CALLS` or :data:`TRAINING_CALLS`, ``run`` in a module that imports
-    ``cifarlab.training.run``, or another function of the module that does."""
+    :data:`PROCESS_CALLS` or :data:`TRAINING_CALLS`, ``train`` in a module that imports
+    ``cifarlab.training.train``, or another function of the module that does."""
     source = module.read_text()
-    slow = PROCESS_CALLS | TRAINING_CALLS | ({"run"} if "from cifarlab.training import run" in source else set())
+    slow = PROCESS_CALLS | TRAINING_CALLS | ({"train"} if "from cifarlab.training import train" in source else set())
     calls = {node.name: callees(node) for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
     found: set[str] = set()
     while new := {name for name, called in calls.items() if name not in found and called & (slow | found)}:

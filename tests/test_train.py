@@ -13,15 +13,15 @@ import torch
 from cifarlab.data import load_cifar10
 from cifarlab.module import ImageClassifier
 from cifarlab.rundir import TestedCheckpoint
-from cifarlab.training import run
+from cifarlab.training import train
 from conftest import compose_train, run_script, tiny_overrides
 
 
 @pytest.mark.slow  # trains
 @pytest.mark.parametrize("model", ["custom_resnet", "resnet18"])
 def test_fast_dev_run_fits_and_tests(model: str, cifar_root: Path, tmp_path: Path) -> None:
-    cfg = compose_train(tiny_overrides(cifar_root) + [f"model={model}", "trainer.fast_dev_run=true"], tmp_path)
-    results = run(cfg)
+    cfg = compose_train(tiny_overrides(cifar_root) + [f"model/net={model}", "trainer.fast_dev_run=true"], tmp_path)
+    results = train(cfg)
     assert 0.0 <= results.test.acc <= 1.0
     assert results.tested_checkpoint.path is None
     written = json.loads((tmp_path / "metrics.json").read_text())
@@ -35,8 +35,8 @@ def short_fit(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     out = tmp_path_factory.mktemp("fit")
     cfg = compose_train(tiny_overrides(cifar_root) + [
         "data.subset=200", "data/augmentation=none", "trainer.max_epochs=4", "trainer.log_every_n_steps=1",
-        "scheduler.max_lr=0.005", "logger=[tensorboard,csv]"], out)
-    return out, run(cfg)
+        "model.scheduler.max_lr=0.005", "logger=[tensorboard,csv]"], out)
+    return out, train(cfg)
 
 
 def test_training_loss_falls(short_fit: tuple[Path, dict]) -> None:
@@ -77,7 +77,7 @@ def test_checkpoint_loads_weights_only_and_reproduces_test_accuracy(short_fit: t
 def test_held_out_validation_tests_the_best_checkpoint(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [
         "data.val_size=100", "data.subset=100", "trainer.max_epochs=2", "data/augmentation=none"], tmp_path)
-    results = run(cfg)
+    results = train(cfg)
     assert results.tested_checkpoint.which == "best"
     assert re.fullmatch(r"checkpoints/epoch00[01]-val_acc[01]\.\d{4}\.ckpt", results.tested_checkpoint.path)
     assert results.validation == "held_out" and 0.0 <= results.val.acc <= 1.0
@@ -87,7 +87,7 @@ def test_held_out_validation_tests_the_best_checkpoint(cifar_root: Path, tmp_pat
 def test_test_false_chooses_on_the_held_out_split_without_testing(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [
         "data.val_size=100", "data.subset=100", "trainer.max_epochs=1", "data/augmentation=none", "test=false"], tmp_path)
-    results = run(cfg)
+    results = train(cfg)
     assert results.test is None and results.test_seconds < 1.0
     assert 0.0 <= results.val.acc <= 1.0
     assert json.loads((tmp_path / "metrics.json").read_text())["test"] is None
@@ -95,7 +95,7 @@ def test_test_false_chooses_on_the_held_out_split_without_testing(cifar_root: Pa
 
 @pytest.mark.slow  # starts a process
 def test_multirun_sweeps_two_models(cifar_root: Path, tmp_path: Path) -> None:
-    proc = run_script("train.py", "-m", "model=custom_resnet,resnet18", "trainer.fast_dev_run=true",
+    proc = run_script("train.py", "-m", "model/net=custom_resnet,resnet18", "trainer.fast_dev_run=true",
                       *tiny_overrides(cifar_root), f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     models = sorted(json.loads((tmp_path / str(i) / "metrics.json").read_text())["model"] for i in (0, 1))
@@ -104,7 +104,7 @@ def test_multirun_sweeps_two_models(cifar_root: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("override,message", [
-    ("model=resnet1000", "Could not find 'model/resnet1000'"),
+    ("model/net=resnet1000", "Could not find 'model/net/resnet1000'"),
     ("data.batch_size=0", "data.batch_size must be a positive integer, got 0"),
     ("data.root=/definitely/not/here", "/definitely/not/here/cifar-10-batches-py lacks data_batch_1"),
 ])
@@ -131,8 +131,8 @@ def test_truncated_batch_exits_non_zero(cifar_root: Path, tmp_path: Path) -> Non
 def test_device_path_fit_loss_falls(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [
         "data.augment_on=device", "data/augmentation=page", "data.subset=200", "trainer.max_epochs=2",
-        "scheduler.max_lr=0.005", "logger=csv", "trainer.limit_val_batches=0"], tmp_path)
-    results = run(cfg)
+        "model.scheduler.max_lr=0.005", "logger=csv", "trainer.limit_val_batches=0"], tmp_path)
+    results = train(cfg)
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
     per_epoch = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
     assert len(per_epoch) == 2 and per_epoch[1] < per_epoch[0], per_epoch
@@ -149,8 +149,8 @@ def test_every_preset_runs_fast_dev_run_on_cpu(preset: str, cifar_root: Path, tm
     and compilation are shrunk for the CPU; the rest of the preset (model, optimiser, schedule, data path,
     callbacks, TTA) runs as configured."""
     cfg = compose_train([f"experiment={preset}"] + tiny_overrides(cifar_root) + [
-        "trainer.fast_dev_run=true", "compile=false"], tmp_path)
-    results = run(cfg)
+        "trainer.fast_dev_run=true", "model.compile=false"], tmp_path)
+    results = train(cfg)
     assert results.global_step == 1 and 0.0 <= results.test.acc <= 1.0
     assert results.accelerator == "CPUAccelerator"
 
@@ -159,10 +159,10 @@ def test_every_preset_runs_fast_dev_run_on_cpu(preset: str, cifar_root: Path, tm
 @pytest.mark.parametrize("cycle_momentum", [False, True])
 def test_cycle_momentum_off_keeps_sgd_momentum_at_0_9(cycle_momentum: bool, cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [
-        "optimizer=sgd", f"scheduler.cycle_momentum={cycle_momentum}", "scheduler.max_lr=0.05", "data.subset=100",
+        "model/optimizer=sgd", f"model.scheduler.cycle_momentum={cycle_momentum}", "model.scheduler.max_lr=0.05", "data.subset=100",
         "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "+callbacks.lr_monitor.log_momentum=true",
         "logger=csv", "trainer.limit_val_batches=0"], tmp_path)
-    run(cfg)
+    train(cfg)
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
     momenta = {float(r["lr-SGD-momentum"]) for r in rows if r.get("lr-SGD-momentum")}
     assert len(momenta) > 1 if cycle_momentum else momenta == {0.9}, momenta
@@ -170,7 +170,7 @@ def test_cycle_momentum_off_keeps_sgd_momentum_at_0_9(cycle_momentum: bool, cifa
 
 @pytest.mark.slow  # starts a process
 def test_nan_loss_stops_the_run_with_a_message(cifar_root: Path, tmp_path: Path) -> None:
-    proc = run_script("train.py", *tiny_overrides(cifar_root), "model.logit_scale=1e38", "data.subset=100",
+    proc = run_script("train.py", *tiny_overrides(cifar_root), "model.net.logit_scale=1e38", "data.subset=100",
                       "trainer.max_epochs=1", "callbacks.finite_loss.every_n_steps=2", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "the training loss became NaN or infinite between steps 0 and 2" in proc.stderr
@@ -182,14 +182,14 @@ def test_a_run_too_short_for_one_cycle_names_the_steps_and_phases(cifar_root: Pa
     proc = run_script("train.py", *tiny_overrides(cifar_root), "data.subset=80", "trainer.max_epochs=1",
                       f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
-    assert "OneCycleLR cannot schedule 4 steps with scheduler.pct_start=0.25: its phases would last 0, 3 steps" in proc.stderr
+    assert "OneCycleLR cannot schedule 4 steps with model.scheduler.pct_start=0.25: its phases would last 0, 3 steps" in proc.stderr
 
 
 @pytest.mark.slow  # trains
 def test_time_budget_run_writes_a_checkpoint_that_loads_weights_only(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(["experiment=cpu_quick"] + tiny_overrides(cifar_root) + [
-        "data.subset=100", "trainer.max_epochs=1", "scheduler.budget_s=600"], tmp_path)
-    results = run(cfg)
+        "data.subset=100", "trainer.max_epochs=1", "model.scheduler.budget_s=600"], tmp_path)
+    results = train(cfg)
     assert results.tested_checkpoint == TestedCheckpoint("last", "checkpoints/last.ckpt")
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["lr_schedulers"][0]["elapsed_s"] > 0

@@ -9,7 +9,7 @@ from cifarlab.errors import ConfigError
 from cifarlab.validation import Range, check_ranges
 from conftest import CONF, compose_train, run_script, tiny_overrides
 
-OPTIONS = [(group, p.stem) for group in ("model", "optimizer", "scheduler", "trainer", "callbacks", "lr_find",
+OPTIONS = [(group, p.stem) for group in ("model/net", "model/optimizer", "model/scheduler", "trainer", "callbacks", "lr_find",
                                          "experiment", "debug") for p in sorted((CONF / group).glob("*.yaml"))]
 
 
@@ -19,24 +19,26 @@ def test_every_preset_and_option_is_in_range(group: str, option: str) -> None:
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["optimizer.lr=-1"], "optimizer.lr=-1 is out of range: it must be a finite number > 0"),
-    (["optimizer.lr=nan"], "optimizer.lr=nan is out of range"),
-    (["optimizer.lr=abc"], "optimizer.lr='abc' is not a number"),
-    (["scheduler.max_lr=0"], "scheduler.max_lr=0 is out of range: it must be a finite number > 0"),
-    (["scheduler.pct_start=1.5"], "scheduler.pct_start=1.5 is out of range: it must be a finite number in (0, 1)"),
-    (["scheduler.div_factor=0"], "scheduler.div_factor=0 is out of range"),
-    (["scheduler=time_budget", "scheduler.budget_s=0"], "scheduler.budget_s=0 is out of range"),
-    (["optimizer=sgd", "optimizer.momentum=1.2"], "optimizer.momentum=1.2 is out of range: it must be a finite number in [0, 1)"),
-    (["optimizer.weight_decay=-1e-4"], "optimizer.weight_decay=-0.0001 is out of range: it must be a finite number >= 0"),
-    (["+optimizer.betas=[0.9,1.0]"], "optimizer.betas=[0.9, 1.0] is out of range: each value must be a finite number in [0, 1)"),
-    (["loss.label_smoothing=2"], "loss.label_smoothing=2 is out of range: it must be a finite number in [0, 1)"),
+    (["model.optimizer.lr=-1"], "model.optimizer.lr=-1 is out of range: it must be a finite number > 0"),
+    (["model.optimizer.lr=nan"], "model.optimizer.lr=nan is out of range"),
+    (["model.optimizer.lr=abc"], "model.optimizer.lr='abc' is not a number"),
+    (["model.scheduler.max_lr=0"], "model.scheduler.max_lr=0 is out of range: it must be a finite number > 0"),
+    (["model.scheduler.pct_start=1.5"], "model.scheduler.pct_start=1.5 is out of range: it must be a finite number in (0, 1)"),
+    (["model.scheduler.div_factor=0"], "model.scheduler.div_factor=0 is out of range"),
+    (["model/scheduler=time_budget", "model.scheduler.budget_s=0"], "model.scheduler.budget_s=0 is out of range"),
+    (["model/optimizer=sgd", "model.optimizer.momentum=1.2"],
+     "model.optimizer.momentum=1.2 is out of range: it must be a finite number in [0, 1)"),
+    (["model.optimizer.weight_decay=-1e-4"], "model.optimizer.weight_decay=-0.0001 is out of range: it must be a finite number >= 0"),
+    (["+model.optimizer.betas=[0.9,1.0]"],
+     "model.optimizer.betas=[0.9, 1.0] is out of range: each value must be a finite number in [0, 1)"),
+    (["model.loss.label_smoothing=2"], "model.loss.label_smoothing=2 is out of range: it must be a finite number in [0, 1)"),
     (["lr_find=only", "lr_find.num_steps=0"], "lr_find.num_steps=0 is out of range: it must be a whole number >= 1"),
     (["lr_find=only", "lr_find.min_lr=2"], "lr_find.min_lr=2 must be below lr_find.max_lr=1.0"),
-    (["model=airbench", "model.widths=[0,256,256]"],
-     "model.widths=[0, 256, 256] is out of range: each value must be a whole number >= 1"),
-    (["model.num_classes=0"], "model.num_classes=0 is out of range"),
-    (["model.logit_scale=inf"], "model.logit_scale=inf is out of range"),
-    (["model.logit_scale=-0.125"], "model.logit_scale=-0.125 is out of range"),
+    (["model/net=airbench", "model.net.widths=[0,256,256]"],
+     "model.net.widths=[0, 256, 256] is out of range: each value must be a whole number >= 1"),
+    (["model.net.num_classes=0"], "model.net.num_classes=0 is out of range"),
+    (["model.net.logit_scale=inf"], "model.net.logit_scale=inf is out of range"),
+    (["model.net.logit_scale=-0.125"], "model.net.logit_scale=-0.125 is out of range"),
     (["callbacks=ema", "callbacks.ema.decay=1"], "callbacks.ema.decay=1 is out of range"),
     (["trainer.limit_val_batches=1.5"], "trainer.limit_val_batches=1.5 is out of range: it must be a fraction of the batches"),
     (["seed=-1"], "seed=-1 is out of range: it must be a whole number in [0, 4294967295]"),
@@ -56,7 +58,7 @@ def test_an_open_range_excludes_its_bounds_and_non_numbers(value, allowed: bool)
 @pytest.mark.slow
 def test_train_py_exits_2_before_reading_data(tmp_path: Path) -> None:
     missing = tmp_path / "no-data"  # data would fail to load: the range check must come first
-    proc = run_script("train.py", *tiny_overrides(missing), "scheduler.pct_start=1.5", f"hydra.run.dir={tmp_path / 'run'}")
+    proc = run_script("train.py", *tiny_overrides(missing), "model.scheduler.pct_start=1.5", f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "error: scheduler.pct_start=1.5 is out of range" in proc.stderr and "Traceback" not in proc.stderr
+    assert "error: model.scheduler.pct_start=1.5 is out of range" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "config.yaml").exists()

@@ -179,7 +179,7 @@ class FiniteLossCheck(Callback):
         if self._finite is not None and not bool(self._finite):
             raise TrainingDiverged(
                 f"the training loss became NaN or infinite between steps {self._checked_step} and {trainer.global_step} "
-                f"(epoch {trainer.current_epoch}): the run is stopped. Lower the learning rate (scheduler.max_lr), "
+                f"(epoch {trainer.current_epoch}): the run is stopped. Lower the learning rate (model.scheduler.max_lr), "
                 "set trainer.gradient_clip_val, or use trainer.precision=32-true; checkpoints already written are kept."
             )
         self._finite, self._checked_step = None, trainer.global_step

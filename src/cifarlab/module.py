@@ -3,15 +3,17 @@ pixels to logits in one forward.
 
 It owns what stands between the pixels and the network: the normalisation (the training images'
 per-channel mean and standard deviation, as buffers), the memory format and test-time augmentation.
-Both data paths hand it uint8 batches, and ``trainer.test``, :class:`cifarlab.run.Run`, evaluate,
+Both data paths hand it uint8 batches, and ``trainer.test``, :class:`cifarlab.run.TrainedRun`, evaluate,
 the app and the export all call the same :meth:`ImageClassifier.forward` (airbench's ``infer``:
 one path from weights to predictions; and a quarter of the bytes of float32 on the way to the device).
 
-Its arguments are plain containers (the Hydra specs of the network, loss, optimiser and scheduler,
-and the normalisation statistics), saved as hyperparameters, so a checkpoint rebuilds its model
-with ``ImageClassifier.load_from_checkpoint(path)`` under torch's ``weights_only`` loading, with no
-config at hand. The normalisation buffers are rebuilt from those hyperparameters, not stored in the
-``state_dict``: checkpoints written before the module took uint8 load unchanged.
+It is the ``model`` node of the config (``conf/model/classifier.yaml``, as in lightning-hydra-template):
+one ``instantiate`` builds it, with the network, optimiser, scheduler and loss as nested Hydra specs, kept
+as plain containers and saved as hyperparameters, so a checkpoint rebuilds its model with
+``ImageClassifier.load_from_checkpoint(path)`` under torch's ``weights_only`` loading, with no config at
+hand. The normalisation statistics are buffers in its ``state_dict``, copied from the data module's
+training images when a fit starts (:meth:`ImageClassifier.setup`). Checkpoints written while they were
+hyperparameters still load (:meth:`ImageClassifier.load_state_dict` adds the buffers they lack).
 
 On the training path nothing waits for the device: metrics skip argument validation and NaN checks
 (:class:`~cifarlab.callbacks.FiniteLossCheck` catches a NaN loss every N steps instead), and values
@@ -28,50 +30,42 @@ import lightning as L
 import torch
 import numpy as np
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch.optim.lr_scheduler import OneCycleLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from cifarlab.errors import ConfigError
+from cifarlab.schedules import check_one_cycle_phases
 from cifarlab.tta import TTA_MODES, tta_logits
 
+# The official CIFAR-10 training set's per-channel statistics (pixel / 255) and class names (its batches.meta):
+# the normalisation of a module built without data, until a fit copies the data module's own.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+NORMALISATION_BUFFERS = ("pixel_shift", "pixel_scale")
 
-def check_one_cycle_phases(total_steps: int, pct_start: float, three_phase: bool = False) -> None:
-    """Refuse a OneCycle schedule with a phase of zero steps, on which PyTorch's ``OneCycleLR``
-    divides by zero (e.g. 4 steps with ``pct_start=0.25``: a warm-up of 0 steps). Shorter phases
-    that do not divide by zero, as in a 1-step ``fast_dev_run``, are left to run.
 
-    Raises:
-        ConfigError: naming the step count and the phases.
-    """
-    warmup_end = float(pct_start * total_steps) - 1
-    ends = [warmup_end, 2 * warmup_end, total_steps - 1] if three_phase else [warmup_end, total_steps - 1]
-    lengths = [ends[0]] + [b - a for a, b in zip(ends, ends[1:])]
-    if 0 in lengths:
-        raise ConfigError(
-            f"OneCycleLR cannot schedule {total_steps} steps with scheduler.pct_start={pct_start}: its phases "
-            f"would last {', '.join(f'{n:g}' for n in lengths)} steps. Train for more steps (a larger data.subset "
-            "or more trainer.max_epochs) or change scheduler.pct_start."
-        )
+def _plain(spec: Any) -> Any:
+    """A Hydra spec as plain dicts and lists (what ``weights_only`` checkpoints can hold)."""
+    return OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else spec
 
 
 class ImageClassifier(L.LightningModule):
     """Train / validate / test a CIFAR-10 classifier.
 
     Args:
-        net: Hydra spec of the network (``conf/model``), e.g.
+        net: Hydra spec of the network (``conf/model/net``), e.g.
             ``{"_target_": "cifarlab.models.CustomResNet", "num_classes": 10, "norm": "batch"}``.
-        optimizer: Hydra ``_partial_`` spec of a torch optimiser (``conf/optimizer``), completed with
+        optimizer: Hydra ``_partial_`` spec of a torch optimiser (``conf/model/optimizer``), completed with
             the parameter groups. A network with ``param_groups()`` (airbench) gives its own groups,
             whose ``lr_scale`` and ``weight_decay_scale`` multiply the configured values.
-        scheduler: Hydra ``_partial_`` spec of a per-step scheduler (``conf/scheduler``, OneCycleLR),
+        scheduler: Hydra ``_partial_`` spec of a per-step scheduler (``conf/model/scheduler``, OneCycleLR),
             completed with the optimiser and ``total_steps``; ``None`` keeps the optimiser's ``lr``.
         loss: Hydra spec of the loss, e.g. ``CrossEntropyLoss`` with ``label_smoothing``.
-        mean, std: per-channel statistics (pixel/255) of the training images: :meth:`normalise`
-            maps a pixel ``x`` of channel ``c`` to ``(x - 255 mean[c]) * (1 / (255 std[c]))`` in float32,
-            the arithmetic of albumentations' ``Normalize``.
-        class_names: the 10 class names, in label order.
+        class_names: the class names, in label order (default: CIFAR-10's); a fit takes the data module's.
         channels_last: keep weights and normalised inputs in NHWC memory format (faster
             convolutions with bf16 on CPU and tensor cores on GPU).
         compile: ``torch.compile`` the network; :attr:`compile_seconds` times the compilation,
@@ -79,6 +73,11 @@ class ImageClassifier(L.LightningModule):
             (on a GPU the same warm-up runs without ``compile`` too: cuDNN's autotuning).
         tta: test-time augmentation reported beside the plain test accuracy: ``none``, ``flip``
             or ``flip_translate`` (see :func:`cifarlab.tta.tta_logits`).
+        mean, std: per-channel statistics (pixel/255) of the training images, held as buffers:
+            :meth:`normalise` maps a pixel ``x`` of channel ``c`` to ``(x - 255 mean[c]) * (1 / (255 std[c]))``
+            in float32, the arithmetic of albumentations' ``Normalize``. None: the official CIFAR-10
+            training set's (:data:`CIFAR10_MEAN`, :data:`CIFAR10_STD`) until :meth:`setup` copies the data
+            module's; given only by checkpoints written while they were hyperparameters.
 
     Batches are (images (N, 3, 32, 32) uint8, labels (N,) int64); ``forward(images, tta)`` returns
     (N, C) logits (float32, or the autocast dtype under ``*-mixed`` precision).
@@ -92,13 +91,16 @@ class ImageClassifier(L.LightningModule):
         ValueError: ``forward`` of images that are not a uint8 batch.
     """
 
-    def __init__(self, net: dict, optimizer: dict, loss: dict, mean: list[float], std: list[float],
-                 class_names: list[str], scheduler: dict | None = None, channels_last: bool = False,
-                 compile: bool = False, tta: str = "none") -> None:
+    def __init__(self, net: dict, optimizer: dict, loss: dict, scheduler: dict | None = None,
+                 class_names: list[str] | None = None, channels_last: bool = False, compile: bool = False,
+                 tta: str = "none", mean: list[float] | None = None, std: list[float] | None = None) -> None:
         super().__init__()
         if tta not in TTA_MODES:
-            raise ConfigError(f"tta={tta!r} is not one of {', '.join(TTA_MODES)}")
-        self.save_hyperparameters(logger=False)  # cifarlab.tracking decides what loggers record
+            raise ConfigError(f"model.tta={tta!r} is not one of {', '.join(TTA_MODES)}")
+        net, optimizer, loss, scheduler = _plain(net), _plain(optimizer), _plain(loss), _plain(scheduler)
+        class_names = list(_plain(class_names) or CIFAR10_CLASSES)
+        # cifarlab.tracking decides what loggers record; mean/std stay out unless given (older checkpoints)
+        self.save_hyperparameters(ignore=[k for k, v in (("mean", mean), ("std", std)) if v is None], logger=False)
         self.net = instantiate(net)
         self.criterion = instantiate(loss)
         if channels_last:
@@ -109,11 +111,24 @@ class ImageClassifier(L.LightningModule):
             setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))
         self.test_acc_tta = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.compile_seconds = 0.0
-        # not in the state_dict: rebuilt from the mean/std hyperparameters (checkpoints keep their format)
-        self.register_buffer("pixel_shift", (torch.tensor(mean, dtype=torch.float32) * 255).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("pixel_scale", torch.reciprocal(torch.tensor(std, dtype=torch.float32) * 255)
-                             .view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_shift", torch.zeros(1, 3, 1, 1))
+        self.register_buffer("pixel_scale", torch.ones(1, 3, 1, 1))
+        self.set_normalisation(mean or CIFAR10_MEAN, std or CIFAR10_STD)
+
+    def set_normalisation(self, mean: list[float], std: list[float]) -> None:
+        """Normalise with per-channel ``mean`` and ``std`` (pixel/255, 3 floats each) from now on."""
+        with torch.no_grad():
+            self.pixel_shift.copy_((torch.tensor(mean, dtype=torch.float32) * 255).view(1, 3, 1, 1))
+            self.pixel_scale.copy_(torch.reciprocal(torch.tensor(std, dtype=torch.float32) * 255).view(1, 3, 1, 1))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        """``nn.Module``'s, for this module's own entries (as BatchNorm upgrades its older states). A checkpoint
+        written while the statistics were hyperparameters has no normalisation buffers: the module keeps its
+        own, which its ``mean``/``std`` built (a checkpoint loaded with its hyperparameters) or a fit's data
+        module set (such a run resumed, its weight averages too)."""
+        if not any(prefix + name in state_dict for name in NORMALISATION_BUFFERS):
+            state_dict.update({prefix + name: getattr(self, name) for name in NORMALISATION_BUFFERS})
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) or (N, H, W, 3) uint8 -> (N, 3, H, W) float32, normalised with the training
@@ -231,6 +246,12 @@ class ImageClassifier(L.LightningModule):
 
     # ------------------------------------------------------------------ set-up: whitening, compilation
     def setup(self, stage: str) -> None:
+        """At a fit's start, normalise with the statistics of the data module's training images and
+        take its class names (a resumed fit then restores the same from its checkpoint); compile."""
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        if stage == "fit" and getattr(datamodule, "mean", None):
+            self.set_normalisation(datamodule.mean, datamodule.std)
+            self.hparams.class_names = list(datamodule.class_names)
         if self.hparams.compile and getattr(self.net, "_compiled_call_impl", None) is None:
             self.net.compile()
 

@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cifarlab.errors import ConfigError
-from cifarlab.rundir import RunDir
+from cifarlab.rundir import RunDir, current_config
 
 LAST = "last"
 OUTPUTS = Path("outputs")  # where conf/train.yaml puts runs: outputs/<task_name>/runs/<run>, relative to the working dir
@@ -153,7 +153,7 @@ def resumed_config(cfg: DictConfig, overrides: list[str] | None = None, outputs:
     Args:
         cfg: the config ``train.py`` composed, whose ``resume`` and ``task_name`` say which run.
         overrides: the command line's overrides (``HydraConfig.get().overrides.task`` in ``train.py``);
-            ``None`` where no command line exists (a test calling :func:`cifarlab.training.run`): nothing
+            ``None`` where no command line exists (a test calling :func:`cifarlab.training.train`): nothing
             is checked or applied.
         outputs: where runs are, relative to the working dir (``resume=last``).
 
@@ -162,7 +162,7 @@ def resumed_config(cfg: DictConfig, overrides: list[str] | None = None, outputs:
             ``task_name=`` naming another task than the resumed run's.
     """
     run_dir = resume_dir(cfg.resume, cfg.task_name, outputs)
-    saved = OmegaConf.load(RunDir(run_dir).config)
+    saved = OmegaConf.create(current_config(OmegaConf.to_container(OmegaConf.load(RunDir(run_dir).config))))
     if overrides is not None:
         keys = check_overrides(overrides, cfg.resume)
         selects_task = any(o.lstrip("+~").startswith(("experiment=", "task_name=")) for o in overrides)
@@ -172,7 +172,22 @@ def resumed_config(cfg: DictConfig, overrides: list[str] | None = None, outputs:
                 f"{cfg.task_name!r} (experiment= or task_name=): drop them, or resume a run of that task."
             )
         apply_overrides(saved, cfg, keys)
+    saved = relocated(saved, saved.paths.output_dir, str(run_dir))
     with open_dict(saved):
         saved.resume = str(run_dir)
-        saved.paths.output_dir = str(run_dir)
     return saved, checkpoint_of(run_dir)
+
+
+def relocated(config: DictConfig, old_dir: str, new_dir: str) -> DictConfig:
+    """``config`` (resolved, as ``config.yaml`` holds it) with every path inside the run's first dir
+    ``old_dir`` (``paths.output_dir``, the checkpoints' ``dirpath``, the loggers' ``save_dir``...) moved to
+    ``new_dir``: a run dir that was moved or copied continues writing into itself."""
+    def move(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: move(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [move(v) for v in value]
+        if isinstance(value, str) and (value == old_dir or value.startswith(old_dir.rstrip("/") + "/")):
+            return new_dir + value[len(old_dir.rstrip("/")):]
+        return value
+    return OmegaConf.create(move(OmegaConf.to_container(config)))

@@ -1,6 +1,6 @@
 """A trained run, read once: a ``train.py`` run dir (its layout: :class:`cifarlab.rundir.RunDir`)
 and the checkpoint it tested. Its model is the training's own
-:class:`~cifarlab.module.ImageClassifier`, and :meth:`Run.predict` calls the forward train.py's test
+:class:`~cifarlab.module.ImageClassifier`, and :meth:`TrainedRun.predict` calls the forward train.py's test
 calls (uint8 in, logits out, the same TTA): ``evaluate.py``, ``compare.py``, ``predict.py`` and the app
 go through it.
 :class:`RunRecord` reads what a run dir records without loading its checkpoint."""
@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from cifarlab.precision import best_precision
 from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.module import ImageClassifier
-from cifarlab.rundir import RunDir, TrainResult
+from cifarlab.rundir import RunDir, TrainResult, current_choices, current_config
 from cifarlab.tta import TTA_MODES
 
 if TYPE_CHECKING:
@@ -38,10 +38,11 @@ class RunRecord:
 
     Attributes:
         run_dir: the folder.
-        config: ``config.yaml``, the resolved config, as plain dicts and lists.
+        config: ``config.yaml``, the resolved config, as plain dicts and lists, in the current layout
+            (:func:`cifarlab.rundir.current_config`).
         overrides: ``.hydra/overrides.yaml``, the command line's overrides (``["seed=1", ...]``).
         choices: ``hydra.runtime.choices`` of ``.hydra/hydra.yaml``, config group -> option
-            (``{"model": "custom_resnet", "data/augmentation": "cutout8", ...}``).
+            (``{"model/net": "custom_resnet", "data/augmentation": "cutout8", ...}``), in the current layout.
         metrics: ``metrics.json``, a :class:`TrainResult`; None while the run is unfinished.
     """
 
@@ -62,15 +63,15 @@ class RunRecord:
         overrides, choices = layout.hydra / "overrides.yaml", layout.hydra / "hydra.yaml"
         return cls(
             run_dir=layout.path,
-            config=OmegaConf.to_container(OmegaConf.load(layout.config)) if layout.config.is_file() else None,
+            config=current_config(OmegaConf.to_container(OmegaConf.load(layout.config))) if layout.config.is_file() else None,
             overrides=[str(o) for o in OmegaConf.load(overrides)] if overrides.is_file() else None,
-            choices=(OmegaConf.to_container(OmegaConf.load(choices).hydra.runtime.choices)
+            choices=(current_choices(OmegaConf.to_container(OmegaConf.load(choices).hydra.runtime.choices))
                      if choices.is_file() else None),
             metrics=layout.read_result(),
         )
 
 
-class Run:
+class TrainedRun:
     """A ``train.py`` run dir (the checkpoint it tested) or a ``.ckpt`` file, read once.
 
     Args:
@@ -120,9 +121,9 @@ class Run:
             raise CifarlabError(f"{self.ckpt_path} is not a readable checkpoint ({type(err).__name__}: {err}); "
                                 "pick another .ckpt from the run's checkpoints/ folder") from err
         self.hparams: dict = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-        if not {"net", "mean", "std", "class_names"} <= set(self.hparams):
-            raise CifarlabError(f"{self.ckpt_path} was not written by cifarlab's train.py (no network spec, "
-                                "normalisation and class names in its hyperparameters)")
+        if not {"net", "class_names"} <= set(self.hparams):
+            raise CifarlabError(f"{self.ckpt_path} was not written by cifarlab's train.py (no network spec and "
+                                "class names in its hyperparameters)")
         self.net_target: str = self.hparams["net"]["_target_"]
         self.class_names: list[str] = list(self.hparams["class_names"])
         self.data_hparams: dict = dict(ckpt.get("datamodule_hyper_parameters") or {})

@@ -11,7 +11,9 @@ A run dir (``outputs/<task>/runs/<date>_<time>_<id>/``, or a sweep's job dir ``.
     tensorboard/             TensorBoard events
     metrics.json             :class:`TrainResult`, written last and atomically: a dir without it is unfinished
 
-Training, resume, requeue, sweeps and :class:`cifarlab.run.Run` find these files through :class:`RunDir`.
+Training, resume, requeue, sweeps and :class:`cifarlab.run.TrainedRun` find these files through :class:`RunDir`,
+and read a ``config.yaml`` or a record of group choices written before the LightningModule became the
+``model`` node through :func:`current_config` and :func:`current_choices`.
 """
 from __future__ import annotations
 
@@ -26,6 +28,35 @@ from typing import Any
 from cifarlab.errors import CifarlabError
 
 TRAIN_SCHEMA = "cifarlab.train/1"
+# Top-level keys of configs written while the network was the model node; they now sit under model.
+MOVED_UNDER_MODEL = ("optimizer", "scheduler", "loss", "channels_last", "compile", "tta")
+MOVED_GROUPS = {"model": "model/net", "optimizer": "model/optimizer", "scheduler": "model/scheduler"}
+
+
+def _old_layout(config: dict) -> bool:
+    return isinstance(config.get("model"), dict) and "net" not in config["model"] and "optimizer" in config
+
+
+def current_config(config: dict) -> dict:
+    """A resolved ``config.yaml`` (plain dicts) in the current layout. One written while the network was the
+    ``model`` node and the optimiser, scheduler, loss, ``channels_last``, ``compile`` and ``tta`` were top-level
+    keys gets ``model: {_target_: ImageClassifier, net: <its model>, optimizer: ..., ...}``; a current one is
+    returned as it is."""
+    if not _old_layout(config):
+        return config
+    config = dict(config)
+    model = {"_target_": "cifarlab.module.ImageClassifier", "net": config.pop("model")}
+    model |= {key: config.pop(key) for key in MOVED_UNDER_MODEL if key in config}
+    return config | {"model": model}
+
+
+def current_choices(choices: dict) -> dict:
+    """Hydra's group choices (``hydra.runtime.choices``) in the current layout: ``model`` -> ``model/net``,
+    ``optimizer`` -> ``model/optimizer``, ``scheduler`` -> ``model/scheduler`` in a record written before the
+    LightningModule became the ``model`` node (one without ``model/net``)."""
+    if "model/net" in choices or "optimizer" not in choices:
+        return choices
+    return {MOVED_GROUPS.get(group, group): option for group, option in choices.items()}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A learning-rate schedule that follows the clock: for CPU presets that must end on time on any machine.
+"""Learning-rate schedules: one that follows the clock, for CPU presets that must end on time on any
+machine, and the check of a step-counted OneCycle that PyTorch would divide by zero on.
 
 ``TimeBudgetOneCycle`` is OneCycle's linear shape (L. N. Smith & N. Topin 2017, as PyTorch's
 ``OneCycleLR`` with ``anneal_strategy="linear"``) with progress measured as elapsed seconds over a
@@ -13,6 +14,8 @@ import time
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
+
+from cifarlab.errors import ConfigError
 
 
 class TimeBudgetOneCycle(LRScheduler):
@@ -39,7 +42,7 @@ class TimeBudgetOneCycle(LRScheduler):
                  pct_start: float = 0.25, div_factor: float = 10.0, final_div_factor: float = 100.0,
                  total_steps: int | None = None, clock=time.monotonic) -> None:
         if budget_s <= 0 or not 0 < pct_start < 1:
-            raise ValueError(f"scheduler.budget_s={budget_s} must be > 0 and scheduler.pct_start={pct_start} in (0, 1)")
+            raise ValueError(f"model.scheduler.budget_s={budget_s} must be > 0 and model.scheduler.pct_start={pct_start} in (0, 1)")
         groups = len(optimizer.param_groups)
         self.max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * groups
         self.budget_s, self.pct_start = budget_s, pct_start
@@ -79,3 +82,22 @@ class TimeBudgetOneCycle(LRScheduler):
         if self.last_epoch >= 1 and self.started_at is None:
             self.started_at = self.clock()
         return [max_lr * self.factor(self.progress) for max_lr in self.max_lrs]
+
+
+def check_one_cycle_phases(total_steps: int, pct_start: float, three_phase: bool = False) -> None:
+    """Refuse a OneCycle schedule with a phase of zero steps, on which PyTorch's ``OneCycleLR``
+    divides by zero (e.g. 4 steps with ``pct_start=0.25``: a warm-up of 0 steps). Shorter phases
+    that do not divide by zero, as in a 1-step ``fast_dev_run``, are left to run.
+
+    Raises:
+        ConfigError: naming the step count and the phases.
+    """
+    warmup_end = float(pct_start * total_steps) - 1
+    ends = [warmup_end, 2 * warmup_end, total_steps - 1] if three_phase else [warmup_end, total_steps - 1]
+    lengths = [ends[0]] + [b - a for a, b in zip(ends, ends[1:])]
+    if 0 in lengths:
+        raise ConfigError(
+            f"OneCycleLR cannot schedule {total_steps} steps with model.scheduler.pct_start={pct_start}: its phases "
+            f"would last {', '.join(f'{n:g}' for n in lengths)} steps. Train for more steps (a larger data.subset "
+            "or more trainer.max_epochs) or change model.scheduler.pct_start."
+        )

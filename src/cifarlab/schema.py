@@ -1,39 +1,65 @@
 """Typed schema of ``conf/train.yaml`` (Hydra structured configs), stored in Hydra's ConfigStore on
 import of :mod:`cifarlab` as ``train_schema``: a value of the wrong type (``trainer.max_epochs=ten``,
 ``data.batch_size=abc``) or an unknown key fails when the config is composed, naming the key, before
-any data is read. The top level, ``data`` and ``trainer`` are typed; the nodes that describe other
-objects (``model``, ``optimizer``, ``scheduler``, callbacks, loggers) are checked by their constructors.
+any data is read. The top level, ``data``, ``model`` and ``trainer`` are typed, ``data`` and ``model`` with
+the types and defaults of their constructors' signatures (a default is stated once, in the code); the nodes
+that describe other objects (``model.net``, ``model.optimizer``, ``model.scheduler``, callbacks, loggers)
+are checked by their constructors, and every number by :mod:`cifarlab.validation`.
 """
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import lightning as L
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from cifarlab.data import CIFAR10DataModule
+from cifarlab.module import ImageClassifier
 
 
+def _schema_type(hint: Any) -> Any:
+    """A constructor's type hint as a type OmegaConf enforces: ``int | None`` -> ``Optional[int]``,
+    containers -> ``list[Any]`` / ``dict[str, Any]``, anything else -> ``Any``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if len(args) < len(typing.get_args(hint)):  # a union with None
+        return Optional[_schema_type(args[0] if len(args) == 1 else Any)]
+    origin = typing.get_origin(hint) or hint
+    if origin in (list, tuple):
+        return list[Any]
+    if origin is dict:
+        return dict[str, Any]
+    return hint if hint in (int, float, str, bool) else Any
 
-@dataclass
-class DataConfig:
-    """``data``: the arguments of :class:`cifarlab.data.CIFAR10DataModule` (its docstring says what each does)."""
 
-    _target_: str = "cifarlab.data.CIFAR10DataModule"
-    root: str = "data"
-    batch_size: int = 512
-    num_workers: int = 4
-    pin_memory: bool = True
-    persistent_workers: bool = True
-    val_size: int = 0
-    subset: Optional[int] = None
-    strict_checksum: bool = False
-    seed: Optional[int] = None
-    download: bool = True
-    augment_on: str = "workers"  # workers | device (checked by the DataModule)
-    eval_batch_size: Optional[int] = None
-    train_transforms: list[Any] = field(default_factory=list)
+def _signature_fields(cls: type, target: str, skip: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]]:
+    """Dataclass fields mirroring ``cls.__init__``: each argument (but ``skip``) with its type and default
+    (an argument without one is required: OmegaConf's ``???``), after ``_target_``."""
+    hints = typing.get_type_hints(cls.__init__)
+    fields = [("_target_", str, field(default=target))]
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():
+        if name in ("self", *skip) or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        default = MISSING if parameter.default is parameter.empty else parameter.default
+        spec = field(default_factory=lambda d=default: d) if isinstance(default, (list, dict)) else field(default=default)
+        fields.append((name, _schema_type(hints.get(name, Any)), spec))
+    return fields
+
+
+DataConfig = dataclasses.make_dataclass("DataConfig", _signature_fields(CIFAR10DataModule, "cifarlab.data.CIFAR10DataModule"))
+DataConfig.__doc__ = ("``data``: the arguments of :class:`cifarlab.data.CIFAR10DataModule`, typed and with the defaults "
+                      "of its signature (its docstring says what each does).")
+
+# Set by a fit from its data, or given by older checkpoints only: not config keys.
+MODEL_ARGUMENTS_FROM_DATA = ("mean", "std", "class_names")
+ModelConfig = dataclasses.make_dataclass(
+    "ModelConfig", _signature_fields(ImageClassifier, "cifarlab.module.ImageClassifier", skip=MODEL_ARGUMENTS_FROM_DATA))
+ModelConfig.__doc__ = ("``model``: the arguments of :class:`cifarlab.module.ImageClassifier` but the data's statistics "
+                       "and class names, typed and with the defaults of its signature (its docstring says what each does).")
 
 
 # Lightning Trainer arguments whose type the schema enforces; the others are accepted as any value.
@@ -70,18 +96,12 @@ class TrainConfig:
 
     task_name: str = "train"
     seed: int = 42
-    channels_last: bool = False
-    compile: bool = False
-    tta: str = "flip"  # none | flip | flip_translate (checked by ImageClassifier)
     test: bool = True
     resume: Optional[str] = None
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    model: Any = None
-    optimizer: Any = None
-    scheduler: Any = None
-    loss: Any = None
+    model: ModelConfig = field(default_factory=ModelConfig)
     callbacks: Any = None
     logger: Any = None
     lr_find: Any = None

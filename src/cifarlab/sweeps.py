@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cifarlab.cli import exit_on_user_error
+from cifarlab.errors import exit_on_user_error
 from cifarlab.errors import ConfigError
 from cifarlab.rundir import RunDir
 

@@ -7,7 +7,6 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from hydra.utils import get_object, instantiate
@@ -35,19 +34,10 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
-def plain(cfg: DictConfig | None) -> Any:
-    """A config node as plain dicts and lists (what checkpoints can store under ``weights_only``)."""
-    return OmegaConf.to_container(cfg, resolve=True) if cfg is not None else None
-
-
-def build_module(cfg: DictConfig, datamodule: CIFAR10DataModule) -> ImageClassifier:
-    """The LightningModule for ``cfg.model`` / ``cfg.optimizer`` / ``cfg.scheduler`` / ``cfg.loss``,
-    normalised like ``datamodule``."""
-    return ImageClassifier(
-        net=plain(cfg.model), optimizer=plain(cfg.optimizer), scheduler=plain(cfg.get("scheduler")),
-        loss=plain(cfg.loss), mean=datamodule.mean, std=datamodule.std, class_names=datamodule.class_names,
-        channels_last=cfg.channels_last, compile=cfg.compile, tta=cfg.tta,
-    )
+def build_module(cfg: DictConfig) -> ImageClassifier:
+    """The LightningModule of ``cfg.model`` (its network, optimiser, scheduler and loss stay specs that it
+    instantiates itself, and saves as hyperparameters); a fit gives it the data's normalisation."""
+    return instantiate(cfg.model, _recursive_=False)
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback]) -> L.Trainer:
@@ -86,16 +76,17 @@ def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, 
 
     With the test set as validation (``val_size == 0``) the final weights (``last.ckpt``): a
     checkpoint chosen by its test accuracy would be selection on the test set. With a held-out
-    validation split, the best-on-validation checkpoint.
+    validation split, the best-on-validation checkpoint. A resumed run that wrote no checkpoint in this
+    process, and whose callback forgot the paths (its run dir was moved), tests the ``last.ckpt`` it resumed.
     """
     checkpoint = trainer.checkpoint_callback
     if trainer.fast_dev_run or not isinstance(checkpoint, ModelCheckpoint):
         return None, "in_memory"
     if checkpoint.monitor is None or val_size == 0 or not checkpoint.best_model_path:
-        return checkpoint.last_model_path or checkpoint.best_model_path or None, "last"
+        resumed = Path(checkpoint.dirpath) / "last.ckpt" if checkpoint.dirpath else None
+        return checkpoint.last_model_path or checkpoint.best_model_path or (
+            str(resumed) if resumed and resumed.is_file() else None), "last"
     return checkpoint.best_model_path, "best"
-
-
 
 
 def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
@@ -151,11 +142,11 @@ def print_summary(result: TrainResult) -> None:
     Console().print(table)
 
 
-def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | None:
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | None:
     """Train ``cfg.model`` on CIFAR-10, test it once and write ``metrics.json`` to ``cfg.paths.output_dir``.
 
     ``lr_find=only`` runs the LR range test alone (``lr_finder.png`` and ``.json``) and returns None; ``lr_find=apply``
-    runs it, then trains with ``scheduler.max_lr`` set to its suggestion. ``resume=<run dir>`` (or
+    runs it, then trains with ``model.scheduler.max_lr`` set to its suggestion. ``resume=<run dir>`` (or
     ``last``) continues that run from its ``last.ckpt`` into the same dir, refusing ``overrides``
     (the command line's, ``HydraConfig.get().overrides.task``; ``None`` without one) that it would
     not apply: :func:`cifarlab.resume.resumed_config`. ``overrides`` are also recorded in
@@ -182,9 +173,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | No
     run_dir = RunDir(output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CIFAR10DataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    module = build_module(cfg, datamodule)
+    module = build_module(cfg)
     throughput = Throughput()
     trainer = build_trainer(cfg, [throughput])
     if trainer.is_global_zero:
@@ -197,18 +186,18 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | No
     if lr_find is not None and cfg.lr_find.mode == "only":
         return None
     record = hydra_record(output_dir)
-    log_params(trainer, tracker_params(cfg, record))  # after lr_find=apply has set scheduler.max_lr
+    log_params(trainer, tracker_params(cfg, record))  # after lr_find=apply has set model.scheduler.max_lr
     fit_start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_to_resume)
     fit_seconds = time.perf_counter() - fit_start
     ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
     held_out = evaluate_held_out(trainer, module, datamodule, ckpt_path)
     test_start = time.perf_counter()
-    test = run_test(trainer, module, datamodule, ckpt_path, cfg.tta) if cfg.get("test", True) else None
+    test = run_test(trainer, module, datamodule, ckpt_path, cfg.model.tta) if cfg.get("test", True) else None
     test_seconds = time.perf_counter() - test_start
     result = TrainResult(
-        model=cfg.model._target_.rsplit(".", 1)[-1],
-        norm=cfg.model.get("norm"),
+        model=cfg.model.net._target_.rsplit(".", 1)[-1],
+        norm=cfg.model.net.get("norm"),
         dataset="CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
         seed=cfg.seed,
         test=test,
@@ -218,7 +207,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | No
         val_size=datamodule.hparams.val_size,
         resumed=ckpt_to_resume is not None,
         lr_find=lr_find,
-        max_lr=(cfg.get("scheduler") or {}).get("max_lr"),
+        max_lr=(cfg.model.get("scheduler") or {}).get("max_lr"),
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,
         train_images=len(datamodule.train_set),
@@ -250,14 +239,15 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | No
 def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
                 output_dir: Path) -> dict:
     """The LR range test of ``cfg.lr_find``; with ``mode: apply`` the suggestion becomes OneCycle's
-    ``max_lr`` (in the module and in ``cfg``, so ``config.yaml`` and ``metrics.json`` record it).
+    ``model.scheduler.max_lr`` (in the module and in ``cfg``, so ``config.yaml`` and ``metrics.json`` record it).
 
     Raises:
         ConfigError: ``apply`` without a scheduler that takes ``max_lr``; see :func:`cifarlab.lr_finder.find_lr`.
     """
     spec = cfg.lr_find
-    if spec.mode == "apply" and "max_lr" not in (cfg.get("scheduler") or {}):
-        raise ConfigError("lr_find=apply sets scheduler.max_lr, but this run's scheduler has none: use scheduler=onecycle")
+    if spec.mode == "apply" and "max_lr" not in (cfg.model.get("scheduler") or {}):
+        raise ConfigError("lr_find=apply sets model.scheduler.max_lr, but this run's scheduler has none: "
+                          "use model/scheduler=onecycle")
     found = find_lr(trainer, module, datamodule, output_dir, spec.min_lr, spec.max_lr, spec.num_steps,
                     spec.early_stop_threshold)
     Console().print(f"LR range test: suggested learning rate {found.suggested_lr:.3g} "
@@ -265,7 +255,7 @@ def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, da
     if spec.mode == "apply":
         module.hparams.scheduler["max_lr"] = found.suggested_lr
         with open_dict(cfg):
-            cfg.scheduler.max_lr = found.suggested_lr
+            cfg.model.scheduler.max_lr = found.suggested_lr
         if trainer.is_global_zero:
             OmegaConf.save(cfg, RunDir(output_dir).config, resolve=True)
     return {"suggested_lr": found.suggested_lr, "applied": spec.mode == "apply", "steps_run": found.steps_run}

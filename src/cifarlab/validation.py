@@ -1,10 +1,10 @@
 """Range checks of the numeric config keys, run on the composed config before any data loads.
 
 Hydra's typed schema (:mod:`cifarlab.schema`) catches a wrong *type* at composition; this table
-catches a value of the right type that means nothing (``optimizer.lr=-1``, ``scheduler.pct_start=1.5``).
+catches a value of the right type that means nothing (``model.optimizer.lr=-1``, ``model.scheduler.pct_start=1.5``).
 The nodes stay plain constructor arguments (``_target_`` + the argument names); the table is keyed
 by the command-line spelling of each argument, so the message names what the user typed. A key that
-the composed config lacks (``optimizer.momentum`` with Adam, ``lr_find`` without ``lr_find=...``) is
+the composed config lacks (``model.optimizer.momentum`` with Adam, ``lr_find`` without ``lr_find=...``) is
 not checked. ``data``'s counts are checked by :class:`cifarlab.data.CIFAR10DataModule` itself, also
 before it reads anything.
 """
@@ -87,23 +87,23 @@ RANGES: dict[str, tuple[Range | BatchLimit, str]] = {
     "seed": (SEED, "the global seed"),
     "data.seed": (Range(0, 2**32 - 1, integer=True, nullable=True), "the data order's seed (null: the global seed)"),
     "checkpoint.every_n_minutes": (POSITIVE, "minutes between mid-epoch checkpoints"),
-    "model.num_classes": (COUNT, "outputs of the last layer"),
-    "model.widths": (COUNT, "channels of each conv group"),
-    "model.num_groups": (COUNT, "GroupNorm groups"),
-    "model.bn_momentum": (Range(0, 1), "PyTorch-convention BatchNorm momentum"),
-    "model.logit_scale": (POSITIVE, "the logits' multiplier"),
-    "model.bias_lr_scale": (POSITIVE, "the BatchNorm biases' learning-rate multiplier"),
-    "optimizer.lr": (POSITIVE, "the learning rate"),
-    "optimizer.momentum": (UNIT_BELOW_ONE, "the fraction of the previous update kept; 1 never forgets"),
-    "optimizer.weight_decay": (NON_NEGATIVE, "the weight decay coefficient"),
-    "optimizer.betas": (UNIT_BELOW_ONE, "Adam's running-average factors"),
-    "optimizer.eps": (POSITIVE, "the denominator's guard"),
-    "scheduler.max_lr": (POSITIVE, "the peak learning rate"),
-    "scheduler.pct_start": (OPEN_UNIT, "the fraction of training spent warming up"),
-    "scheduler.div_factor": (POSITIVE, "initial lr = max_lr / div_factor"),
-    "scheduler.final_div_factor": (POSITIVE, "final lr = initial lr / final_div_factor"),
-    "scheduler.budget_s": (POSITIVE, "seconds of training the schedule spans"),
-    "loss.label_smoothing": (UNIT_BELOW_ONE, "the probability mass spread over all classes; 1 leaves no label"),
+    "model.net.num_classes": (COUNT, "outputs of the last layer"),
+    "model.net.widths": (COUNT, "channels of each conv group"),
+    "model.net.num_groups": (COUNT, "GroupNorm groups"),
+    "model.net.bn_momentum": (Range(0, 1), "PyTorch-convention BatchNorm momentum"),
+    "model.net.logit_scale": (POSITIVE, "the logits' multiplier"),
+    "model.net.bias_lr_scale": (POSITIVE, "the BatchNorm biases' learning-rate multiplier"),
+    "model.optimizer.lr": (POSITIVE, "the learning rate"),
+    "model.optimizer.momentum": (UNIT_BELOW_ONE, "the fraction of the previous update kept; 1 never forgets"),
+    "model.optimizer.weight_decay": (NON_NEGATIVE, "the weight decay coefficient"),
+    "model.optimizer.betas": (UNIT_BELOW_ONE, "Adam's running-average factors"),
+    "model.optimizer.eps": (POSITIVE, "the denominator's guard"),
+    "model.scheduler.max_lr": (POSITIVE, "the peak learning rate"),
+    "model.scheduler.pct_start": (OPEN_UNIT, "the fraction of training spent warming up"),
+    "model.scheduler.div_factor": (POSITIVE, "initial lr = max_lr / div_factor"),
+    "model.scheduler.final_div_factor": (POSITIVE, "final lr = initial lr / final_div_factor"),
+    "model.scheduler.budget_s": (POSITIVE, "seconds of training the schedule spans"),
+    "model.loss.label_smoothing": (UNIT_BELOW_ONE, "the probability mass spread over all classes; 1 leaves no label"),
     "lr_find.min_lr": (POSITIVE, "the range test's first learning rate"),
     "lr_find.max_lr": (POSITIVE, "the range test's last learning rate"),
     "lr_find.num_steps": (COUNT, "training steps of the range test"),

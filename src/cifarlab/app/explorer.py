@@ -1,4 +1,4 @@
-"""The app's logic on a :class:`~cifarlab.run.Run`, apart from its UI: what the model makes of an
+"""The app's logic on a :class:`~cifarlab.run.TrainedRun`, apart from its UI: what the model makes of an
 image, where it looks, where it fails, what it computes inside, and its model card.
 
 The callbacks take and return plain values (numpy arrays, dicts, lists of (image, caption)), so
@@ -25,7 +25,7 @@ from cifarlab.reports.features import BlockOutputs, colourise, conv_layer_names,
 from cifarlab.reports.figures import upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, layer_names, overlay
 from cifarlab.reports.model_card import model_card
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Explorer:
     ``data_problem`` (the misclassified tab shows it); the other tabs work.
     """
 
-    def __init__(self, run: Run, eval_dir: str | Path | None = None, max_megapixels: float = 40.0) -> None:
+    def __init__(self, run: TrainedRun, eval_dir: str | Path | None = None, max_megapixels: float = 40.0) -> None:
         self.run, self.class_names, self.max_megapixels = run, run.class_names, max_megapixels
         self.blocks = layer_names(run.net)
         self.default_block = default_target_layer(run.net)

@@ -21,7 +21,7 @@ from cifarlab.app.config import AppConfig
 from cifarlab.app.explorer import MAX_SHOWN, Explorer
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.examples import example_paths
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 
 # System fonts: Gradio's default theme loads Google Fonts, which an offline machine cannot reach.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -168,7 +168,7 @@ def launch(demo: gr.Blocks, server_name: str = "127.0.0.1", port: int = 7860, ma
 def serve(cfg: AppConfig) -> None:
     """Load the run and serve the app until interrupted (``app.py``'s job); the test set is
     predicted in the background from start-up, so that the misclassified tab is ready when asked."""
-    explorer = Explorer(Run(cfg.ckpt_path, data_root=cfg.data.root), cfg.eval_dir, cfg.max_megapixels)
+    explorer = Explorer(TrainedRun(cfg.ckpt_path, data_root=cfg.data.root), cfg.eval_dir, cfg.max_megapixels)
     port = resolve_port(cfg.server_port)
     if explorer.data_problem is None:
         threading.Thread(target=explorer.mistakes, name="predict-test-set", daemon=True).start()

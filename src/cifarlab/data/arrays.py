@@ -87,7 +87,7 @@ def _unpickle(path: Path) -> dict:
     except (pickle.UnpicklingError, EOFError, ValueError, UnicodeDecodeError, AttributeError, IndexError) as err:
         raise DataError(
             f"{path} is truncated or not a CIFAR-10 pickle ({type(err).__name__}: {err}). "
-            "Delete the folder and rebuild it (../shared/data/prepare, or download CIFAR-10 again)."
+            "Delete the cifar-10-batches-py folder and download CIFAR-10 again (data.download=true), or rebuild it from your copy."
         ) from err
 
 
@@ -178,7 +178,7 @@ def verify_checksums(folder: Path, strict: bool) -> list[str]:
         )
     if mismatched:
         log.warning(
-            "md5 of %s in %s differs from the official CIFAR-10 release (e.g. the JPEG q75 copy in ../shared); "
+            "md5 of %s in %s differs from the official CIFAR-10 release (a re-encoded or modified copy); "
             "training on it and recording the mismatch in metrics.json", ", ".join(mismatched), folder,
         )
     return mismatched

@@ -146,8 +146,8 @@ class CIFAR10DataModule(L.LightningDataModule):
 
     @property
     def rank(self) -> int:
-        """Global rank of this process: the trainer's, once one is attached (not yet in ``setup``
-        when it is called before ``fit``, as ``training.run`` does), else 0."""
+        """Global rank of this process: the trainer's, once one is attached (a data module set up by
+        hand, as the tests and the reports do, has none), else 0."""
         return self.trainer.global_rank if self.trainer is not None else 0
 
     @property

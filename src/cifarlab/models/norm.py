@@ -27,10 +27,10 @@ def make_norm(norm: str, channels: int, num_groups: int = 8) -> nn.Module:
     if norm == "group":
         if channels % num_groups:
             raise ConfigError(
-                f"model.num_groups={num_groups} does not divide {channels} channels; "
+                f"model.net.num_groups={num_groups} does not divide {channels} channels; "
                 "choose a divisor of 64 (e.g. 4, 8, 16, 32)"
             )
         return nn.GroupNorm(num_groups, channels)
     if norm == "layer":
         return nn.GroupNorm(1, channels)
-    raise ConfigError(f"model.norm={norm!r} is not one of {', '.join(NORMS)}: choose one, e.g. model.norm=batch")
+    raise ConfigError(f"model.net.norm={norm!r} is not one of {', '.join(NORMS)}: choose one, e.g. model.net.norm=batch")

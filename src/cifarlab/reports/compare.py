@@ -10,7 +10,7 @@ verdict is then Welch's.
 A run's test predictions come from ``evaluate.py``'s ``predictions.npz``: the output dir given as
 ``a_predictions`` / ``b_predictions``, else ``<run>/eval/`` when it holds one (``python evaluate.py
 ckpt_path=<run> hydra.run.dir=<run>/eval``); either must be a report of the checkpoint the run
-tested (its sha256). Without one they are predicted here through :meth:`Run.predict`, and the
+tested (its sha256). Without one they are predicted here through :meth:`TrainedRun.predict`, and the
 report says so.
 
 It is one module because reading the sides, choosing their predictions, the gallery and the Markdown
@@ -34,7 +34,7 @@ from cifarlab.reports.config_diff import config_diff, describe
 from cifarlab.reports.evaluate import read_report
 from cifarlab.reports.figures import save_grid, upscale
 from cifarlab.reports.paired import CONFIDENCE, bootstrap_delta, mcnemar, verdict, welch
-from cifarlab.run import Run, RunRecord
+from cifarlab.run import TrainedRun, RunRecord
 from cifarlab.rundir import RunDir, write_json_atomic
 from cifarlab.sweeps import config_label, group_jobs, read_jobs
 
@@ -127,7 +127,7 @@ def read_side(name: str, given: Any) -> Side:
     return side
 
 
-def side_predictions(run: Run, given: str | None, key: str, images: np.ndarray, labels: np.ndarray,
+def side_predictions(run: TrainedRun, given: str | None, key: str, images: np.ndarray, labels: np.ndarray,
                      batch_size: int) -> tuple[np.ndarray, np.ndarray, str]:
     """``run``'s test predictions: (N,) int64 predicted classes, (N,) int64 their test-set indices,
     and where they came from (see the module docstring).
@@ -147,7 +147,7 @@ def side_predictions(run: Run, given: str | None, key: str, images: np.ndarray, 
                                          f"give {key}=<an evaluate.py report of it>")
         return logits.argmax(1).numpy(), indices, f"evaluate.py's predictions.npz in {eval_dir}"
     preds = run.predict(images, batch_size).argmax(1).numpy()
-    return preds, np.arange(len(labels)), ("predicted here with Run.predict (no evaluate.py report given as "
+    return preds, np.arange(len(labels)), ("predicted here with TrainedRun.predict (no evaluate.py report given as "
                                            f"{key}, none in the run's {EVAL_SUBDIR}/)")
 
 
@@ -181,14 +181,14 @@ def compare(cfg: CompareConfig) -> dict:
     contents (schema ``cifarlab.compare/1``, docs/compare.md).
 
     Raises:
-        CifarlabError: see :func:`read_side`, :func:`side_predictions`, :class:`Run`; runs of other
+        CifarlabError: see :func:`read_side`, :func:`side_predictions`, :class:`TrainedRun`; runs of other
             classes; predictions of different test images.
     """
     a, b = read_side("A", cfg.a), read_side("B", cfg.b)
     groups = len(a.runs) > 1 and len(b.runs) > 1
     welch_test = welch(a.accuracies(), b.accuracies()) if groups else None
     diff = config_diff(a.runs[0].config, b.runs[0].config, a.runs[0].choices, b.runs[0].choices, ignore_seed=groups)
-    run_a, run_b = (Run(s.runs[0].run_dir, data_root=cfg.data_root) for s in (a, b))
+    run_a, run_b = (TrainedRun(s.runs[0].run_dir, data_root=cfg.data.root) for s in (a, b))
     if run_a.class_names != run_b.class_names:
         raise ConfigError(f"A's and B's classes differ ({run_a.class_names} vs {run_b.class_names}): compare "
                           "runs trained on the same dataset")
@@ -244,7 +244,7 @@ def finite(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def side_dict(side: Side, run: Run, source: str) -> dict:
+def side_dict(side: Side, run: TrainedRun, source: str) -> dict:
     """A side in ``compare.json``: what was given, its run dirs, and its first run (the paired one)."""
     return {"given": side.given, "runs": [str(r.run_dir) for r in side.runs],
             "paired_run": str(side.runs[0].run_dir), "checkpoint_sha256": run.sha256, "model": run.net_name,

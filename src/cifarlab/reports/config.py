@@ -106,7 +106,7 @@ class CompareConfig:
     b: Any = None
     a_predictions: Optional[str] = None
     b_predictions: Optional[str] = None
-    data_root: Optional[str] = None
+    data: DataRoot = field(default_factory=DataRoot)
     batch_size: int = 500
     alpha: float = 0.05
     gallery_size: int = 20

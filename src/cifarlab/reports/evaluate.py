@@ -22,7 +22,7 @@ from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam,
 from cifarlab.reports.metrics import classification_report
 from cifarlab.reports.robustness import load_baseline, robustness_table, write_robustness
 from cifarlab.reports.model_card import model_card
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from cifarlab.rundir import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def caption(index: int, label: int, probs: torch.Tensor, class_names: list[str])
     return f"#{index} true: {class_names[label]}\npred: {predicted} ({100 * float(probs.max()):.0f}%)"
 
 
-def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int = 500) -> dict:
+def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_size: int = 500) -> dict:
     """Predict the test set with ``run`` and write the report into ``out``.
 
     Everything is checked before the first file is written; ``metrics.json`` is written last,
@@ -51,7 +51,7 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     accuracies as fractions, seconds, test images per second of inference.
 
     Raises:
-        CifarlabError: no test set (see :meth:`Run.test_set`), an unknown GradCAM layer, more
+        CifarlabError: no test set (see :meth:`TrainedRun.test_set`), an unknown GradCAM layer, more
             misclassified images asked for than there are, a robustness baseline that is not a run
             of the same classes.
     """
@@ -125,7 +125,7 @@ def write_report(run: Run, out: Path, settings: ReportSettings, batch_size: int 
     return results
 
 
-def read_report(eval_dir: Path, run: Run, test_labels: np.ndarray, what: str | None = None,
+def read_report(eval_dir: Path, run: TrainedRun, test_labels: np.ndarray, what: str | None = None,
                 instead: str = "leave eval_dir unset to predict the test set here",
                 ) -> tuple[dict, torch.Tensor, np.ndarray]:
     """An ``evaluate.py`` output dir of ``run``'s checkpoint, checked: its ``metrics.json``, and from
@@ -182,15 +182,16 @@ def evaluate(cfg: EvalConfig) -> dict:
     """``evaluate.py``: the report of ``cfg.ckpt_path`` in ``cfg.paths.output_dir``; returns its metrics.
 
     Raises:
-        CifarlabError: no ckpt_path; a checkpoint of another architecture than ``model=``; see
-            :class:`Run` and :func:`write_report`.
+        CifarlabError: no ckpt_path; a checkpoint of another architecture than ``model/net=``; see
+            :class:`TrainedRun` and :func:`write_report`.
     """
     if not cfg.ckpt_path:
         raise ConfigError("no checkpoint given: pass ckpt_path=<train.py run dir or .ckpt file>")
-    run = Run(cfg.ckpt_path, data_root=cfg.data.root, precision=cfg.precision)
-    if cfg.model and cfg.model["_target_"] != run.net_target:
+    run = TrainedRun(cfg.ckpt_path, data_root=cfg.data.root, precision=cfg.precision)
+    asked = (cfg.model or {}).get("net")
+    if asked and asked["_target_"] != run.net_target:
         raise ConfigError(f"{run.ckpt_path} holds a {run.net_name}, not the requested "
-                          f"{cfg.model['_target_'].rsplit('.', 1)[-1]}: drop the model= override or pick a "
+                          f"{asked['_target_'].rsplit('.', 1)[-1]}: drop the model/net= override or pick a "
                           "checkpoint of that architecture")
     out = Path(cfg.paths.output_dir)
     results = write_report(run, out, cfg.eval, cfg.batch_size)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cifarlab.reports.config_diff import describe
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 
 NOT_MEASURED = "not measured"
 WORST_PAIRS = 5  # confusion pairs listed
@@ -246,7 +246,7 @@ def render_model_card(config: dict | None, train: dict | None, evaluation: dict 
     return "\n".join(lines)
 
 
-def model_card(run: Run, evaluation: dict | None, figures: Sequence[str] = ()) -> str:
+def model_card(run: TrainedRun, evaluation: dict | None, figures: Sequence[str] = ()) -> str:
     """:func:`render_model_card` of ``run`` (what its run dir records) and its ``evaluation``."""
     record = run.record
     train = run.train_metrics.to_dict() if run.train_metrics else None

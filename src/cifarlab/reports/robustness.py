@@ -19,7 +19,7 @@ from rich.table import Table
 from cifarlab.errors import ConfigError
 from cifarlab.reports.config import RobustnessSettings
 from cifarlab.reports.figures import save_grid
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -175,25 +175,25 @@ def save_robustness_grid(image: np.ndarray, index: int, seed: int, path: Path) -
               title=f"Test image #{index} under each corruption (seed {seed})")
 
 
-def load_baseline(path: str, run: Run) -> Run:
+def load_baseline(path: str, run: TrainedRun) -> TrainedRun:
     """The run ``eval.robustness.baseline`` names, on ``run``'s device, loaded before any file is written.
 
     Raises:
-        CifarlabError: nothing at ``path``; not a cifarlab run (see :class:`Run`); other classes than ``run``'s.
+        CifarlabError: nothing at ``path``; not a cifarlab run (see :class:`TrainedRun`); other classes than ``run``'s.
     """
     if not Path(path).expanduser().exists():
         raise ConfigError(f"eval.robustness.baseline={path} does not exist: give a train.py run dir or .ckpt to "
                           "compare with, or leave it null")
-    baseline = Run(path, device=run.device)
+    baseline = TrainedRun(path, device=run.device)
     if baseline.class_names != run.class_names:
         raise ConfigError(f"eval.robustness.baseline={path} classifies {baseline.class_names}, not this run's classes")
     return baseline
 
 
-def write_robustness(run: Run, baseline: Run | None, images: np.ndarray, labels: np.ndarray,
+def write_robustness(run: TrainedRun, baseline: TrainedRun | None, images: np.ndarray, labels: np.ndarray,
                      settings: RobustnessSettings, batch_size: int, out: Path) -> dict:
     """:func:`robustness_report` of ``run`` (and ``baseline``, loaded from ``settings.baseline``, both
-    through :meth:`Run.predict`) on ``settings.images`` of the test ``images`` (N, 32, 32, 3) uint8 with
+    through :meth:`TrainedRun.predict`) on ``settings.images`` of the test ``images`` (N, 32, 32, 3) uint8 with
     ``labels`` (N,) int64, drawn with ``settings.seed``; ``out/robustness.png`` shows the first of them."""
     index = select_images(len(labels), settings.images, settings.seed)
     against = (settings.baseline, lambda x: baseline.predict(x, batch_size)) if baseline else None

@@ -15,7 +15,7 @@ from rich.console import Console
 from cifarlab.app.uploads import SIZE
 from cifarlab.errors import CifarlabError
 from cifarlab.module import ImageClassifier
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from cifarlab.rundir import write_json_atomic
 from cifarlab.serving.config import ExportConfig, Format
 
@@ -78,7 +78,7 @@ def run_exported(path: Path, fmt: Format, images: np.ndarray) -> np.ndarray:
     return session.run([OUTPUT], {INPUT: images})[0]
 
 
-def export_run(run: Run, fmt: Format, out: Path) -> dict:
+def export_run(run: TrainedRun, fmt: Format, out: Path) -> dict:
     """Write ``run.model`` (a copy on the CPU, fp32) in format ``fmt`` into ``out``, check that the
     file gives the model's logits on :data:`CHECK_IMAGES` random images, and write ``export.json``
     beside it. Returns the contents of ``export.json`` (schema ``cifarlab.export/1``): the file,
@@ -124,9 +124,9 @@ def export(cfg: ExportConfig) -> dict:
     """``export.py``: :func:`export_run` of ``cfg.ckpt_path`` into ``cfg.paths.output_dir``.
 
     Raises:
-        CifarlabError: see :class:`Run` and :func:`export_run`.
+        CifarlabError: see :class:`TrainedRun` and :func:`export_run`.
     """
-    run = Run(cfg.ckpt_path, precision="32-true", device="cpu")
+    run = TrainedRun(cfg.ckpt_path, precision="32-true", device="cpu")
     out = Path(cfg.paths.output_dir)
     info = export_run(run, cfg.format, out)
     Console().print(f"{run.net_name} exported as {cfg.format.value}: {out / info['file']} "

@@ -1,6 +1,6 @@
 """Top-k classes of the user's own image files (``predict.py``): each file decoded as the app decodes
 an upload (:func:`cifarlab.app.uploads.read_upload`), all predicted in batches through
-:meth:`cifarlab.run.Run.predict`; files that cannot be read are listed with the reason, not fatal."""
+:meth:`cifarlab.run.TrainedRun.predict`; files that cannot be read are listed with the reason, not fatal."""
 from __future__ import annotations
 
 import csv
@@ -19,7 +19,7 @@ from rich.table import Table
 from cifarlab.app.uploads import SIZE, read_upload
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, overlay
-from cifarlab.run import Run
+from cifarlab.run import TrainedRun
 from cifarlab.serving.config import PredictConfig
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> No
         writer.writerows(rows)
 
 
-def save_gradcams(run: Run, images: np.ndarray, classes: np.ndarray, layer: str, folder: Path, names: Sequence[str],
+def save_gradcams(run: TrainedRun, images: np.ndarray, classes: np.ndarray, layer: str, folder: Path, names: Sequence[str],
                   size: int) -> None:
     """GradCAM of class ``classes[i]`` over ``images[i]`` (N, 32, 32, 3) uint8, as ``folder/names[i]``:
     (size, size) RGB PNGs."""
@@ -94,13 +94,13 @@ def predict(cfg: PredictConfig) -> dict:
 
     Raises:
         CifarlabError: no input file at all, or none that could be read; a bad checkpoint (see
-            :class:`Run`); ``top_k`` above the number of classes; an unknown ``target_layer``.
+            :class:`TrainedRun`); ``top_k`` above the number of classes; an unknown ``target_layer``.
     """
     files, failures = find_files(cfg.inputs)
     if not files:
         raise CifarlabError(f"no input files: {'; '.join(f'{entry}: {reason}' for entry, reason in failures)}. "
                             "Pass inputs=<folder, glob or image file>")
-    run = Run(cfg.ckpt_path, precision=cfg.precision)
+    run = TrainedRun(cfg.ckpt_path, precision=cfg.precision)
     classes = len(run.class_names)
     if cfg.top_k > classes:
         raise ConfigError(f"top_k={cfg.top_k} is more than the model's {classes} classes: use top_k=1..{classes}")
