@@ -140,7 +140,7 @@ def test_multirun_with_ddp_gives_each_job_its_own_complete_run(paired_root: Path
         metrics = assert_complete_run(sweeps[0] / job)
         assert metrics["augment_on"] == "device"
         assert_ranks_augmented_differently(sweeps[0] / job)
-        smoothing.append(OmegaConf.load(sweeps[0] / job / "config.yaml").loss.label_smoothing)
+        smoothing.append(OmegaConf.load(sweeps[0] / job / "config.yaml").model.loss.label_smoothing)
     assert smoothing == [0.0, 0.1]
     assert not (tmp_path / "outputs" / "train" / "runs").exists()
 

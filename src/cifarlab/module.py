@@ -13,7 +13,7 @@ as plain containers and saved as hyperparameters, so a checkpoint rebuilds its m
 ``ImageClassifier.load_from_checkpoint(path)`` under torch's ``weights_only`` loading, with no config at
 hand. The normalisation statistics are buffers in its ``state_dict``, copied from the data module's
 training images when a fit starts (:meth:`ImageClassifier.setup`). Checkpoints written while they were
-hyperparameters still load (:meth:`ImageClassifier.load_state_dict` adds the buffers they lack).
+hyperparameters still load (:meth:`ImageClassifier._load_from_state_dict` keeps the buffers they lack).
 
 On the training path nothing waits for the device: metrics skip argument validation and NaN checks
 (:class:`~cifarlab.callbacks.FiniteLossCheck` catches a NaN loss every N steps instead), and values
