@@ -1,16 +1,22 @@
 """Training throughput on this machine, in one run: for each model, the bare training step, the
 device augmentation alone, and the whole ``train.py`` pipeline on each ``data.augment_on`` path.
 
-Protocol (all figures images/s, median or last-epoch, higher is better):
+Protocol (all figures images/s, higher is better):
 - **bare step**: random (B, 3, 32, 32) inputs already on the device, forward + backward + SGD step in
-  the run's precision and memory format; ``--warmup`` untimed steps (cuDNN / oneDNN pick kernels),
-  then the median over ``--steps`` timed steps, each ended by a device synchronisation.
+  the run's precision and memory format (:class:`BareStep`), each ended by a device synchronisation;
+  timed in the pipeline's second epoch, one after each of its steps (the first epoch warms up
+  cuDNN's / oneDNN's kernel choice).
 - **augment**: :class:`cifarlab.data.augment.DeviceAugment` on uint8 batches on the device (Page's
   list: pad, crop, flip, cutout; uint8 out), median of ``--steps`` synchronised calls.
 - **pipeline**: ``train.py``'s ``train()`` on the real data, two epochs of ``--steps`` batches each; the
-  second epoch's images/s from its Throughput callback (device-synchronised; data loading,
-  augmentation, forward, backward, optimiser, logging; no validation).
-- **ratio**: pipeline / bare step, the share of the model's speed the pipeline keeps.
+  second epoch's images/s (device-synchronised; data loading, augmentation, forward, backward,
+  optimiser, Lightning's loop, callbacks and logging; no validation).
+- **ratio**: pipeline / bare step, the share of the model's speed the pipeline keeps. The two are
+  measured *paired*: after each pipeline step, :class:`PairedBareStep` times one bare step of a
+  private copy of the network, outside the pipeline's clock, and the ratio is the second epoch's
+  bare-step seconds over its pipeline seconds. A shared host's speed drifts by minutes (airbench's
+  bare step read 409 and 993 images/s five minutes apart on a 2-core VM), and unpaired figures
+  taken a minute apart drift with it; paired ones see the same machine.
 
 Run: ``make bench`` (CPU) or ``python benchmarks/throughput.py --data-root /tmp/data`` on a GPU.
 """
@@ -22,7 +28,9 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
@@ -52,24 +60,52 @@ def _sync(device: str) -> float:
     return time.perf_counter()
 
 
-def bare_step(model_name: str, batch_size: int, bf16: bool, warmup: int, steps: int, device: str) -> float:
-    """Median images/s of forward + backward + SGD step on random inputs (channels_last)."""
-    torch.manual_seed(0)
-    model = MODELS[model_name]().to(device=device, memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, nesterov=True)
-    x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch_size,), device=device)
-    times = []
-    for step in range(warmup + steps):
-        start = _sync(device)
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
+class BareStep:
+    """One training step of a network alone: forward + backward + SGD (Nesterov) step on fixed random
+    inputs (``batch_size``, 3, 32, 32) float32, channels_last, on ``device``, under bf16 autocast when
+    ``bf16``. Calling it returns the step's seconds, ended by a device synchronisation."""
+
+    def __init__(self, model_name: str, batch_size: int, bf16: bool, device: str) -> None:
+        torch.manual_seed(0)
+        self.model = MODELS[model_name]().to(device=device, memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD([p for p in self.model.parameters() if p.requires_grad], lr=0.01,
+                                         momentum=0.9, nesterov=True)
+        self.x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+        self.y = torch.randint(0, 10, (batch_size,), device=device)
+        self.bf16, self.device = bf16, device
+
+    def __call__(self) -> float:
+        start = _sync(self.device)
+        with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = torch.nn.functional.cross_entropy(self.model(self.x), self.y)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        if step >= warmup:
-            times.append(_sync(device) - start)
-    return batch_size / statistics.median(times)
+        self.optimizer.step()
+        return _sync(self.device) - start
+
+
+class PairedBareStep(L.Callback):
+    """Times the pipeline's steps and, after each, one :class:`BareStep` outside the pipeline's clock.
+
+    A pipeline step runs from the previous bare step's end (or the epoch's start) to this batch's
+    ``on_train_batch_end``: loading, augmentation, forward, backward, optimiser and the callbacks
+    around them. The last epoch's seconds are kept: ``pipeline_s`` and ``bare_s`` (lists, one per step)."""
+
+    def __init__(self, bare: BareStep, device: str) -> None:
+        self.bare, self.device = bare, device
+        self.pipeline_s: list[float] = []
+        self.bare_s: list[float] = []
+        self._mark = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.pipeline_s, self.bare_s = [], []
+        self._mark = _sync(self.device)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.pipeline_s.append(_sync(self.device) - self._mark)
+        self.bare_s.append(self.bare())
+        self._mark = _sync(self.device)
 
 
 def augment_only(batch_size: int, steps: int, device: str) -> float:
@@ -88,8 +124,9 @@ def augment_only(batch_size: int, steps: int, device: str) -> float:
 
 
 def pipeline(model_name: str, augment_on: str, batch_size: int, precision: str, steps: int, data_root: str,
-             num_workers: int) -> float:
-    """The second epoch's training images/s of ``train.py`` (two epochs of ``steps`` batches)."""
+             num_workers: int, device: str) -> tuple[float, float]:
+    """Images/s of ``train.py``'s training and of the paired bare steps, in the second of two epochs of
+    ``steps`` batches (the first warms both up)."""
     overrides = [
         f"model/net={model_name}", f"data.root={data_root}", "data.download=false", f"data.augment_on={augment_on}",
         f"data.batch_size={batch_size}", f"data.subset={steps * batch_size}", f"data.num_workers={num_workers}",
@@ -99,17 +136,20 @@ def pipeline(model_name: str, augment_on: str, batch_size: int, precision: str, 
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
+    paired = PairedBareStep(BareStep(model_name, batch_size, precision == "bf16-mixed", device), device)
     with tempfile.TemporaryDirectory() as out, open_dict(cfg):
         cfg.paths.output_dir = out
-        return train(cfg).epoch_images_per_s[-1]
+        train(cfg, callbacks=[paired])
+    images = batch_size * len(paired.pipeline_s)
+    return images / sum(paired.pipeline_s), images / sum(paired.bare_s)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--batch-size", type=int, default=None, help="default: 512 on a GPU, 128 on a CPU")
-    parser.add_argument("--warmup", type=int, default=None, help="default: 10 on a GPU, 2 on a CPU")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps; default: 50 on a GPU, 4 on a CPU")
+    parser.add_argument("--steps", type=int, default=None, help="steps an epoch (two epochs, the second timed); "
+                                                               "default: 50 on a GPU, 16 on a CPU")
     parser.add_argument("--data-root", default=os.environ.get("CIFARLAB_DATA", "data"),
                         help="folder holding cifar-10-batches-py/ (default: $CIFARLAB_DATA, else data)")
     parser.add_argument("--num-workers", type=int, default=None, help="workers path; default: 8 on a GPU, 0 on a CPU")
@@ -119,25 +159,20 @@ def main() -> None:
     gpu = torch.cuda.is_available()
     device = "cuda" if gpu else "cpu"
     batch_size = args.batch_size or (512 if gpu else 128)
-    warmup, steps = args.warmup or (10 if gpu else 2), args.steps or (50 if gpu else 4)
+    steps = args.steps or (50 if gpu else 16)
     num_workers = args.num_workers if args.num_workers is not None else (8 if gpu else 0)
     precision = args.precision or best_precision()  # on a CPU: measured once, cached (cifarlab.precision)
-    bf16 = precision == "bf16-mixed"
     name = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
-    rows = []
-    for model_name in args.models:
-        bare = bare_step(model_name, batch_size, bf16, warmup, steps, device)
-        paths = {p: pipeline(model_name, p, batch_size, precision, steps, args.data_root, num_workers)
-                 for p in ("device", "workers")}
-        rows.append((model_name, bare, paths["device"], paths["workers"]))
     table = Table(title=f"training images/s on {name}, batch {batch_size}, {precision}, channels_last, "
                         f"torch {torch.__version__}; device augmentation alone: "
                         f"{augment_only(batch_size, steps, device):,.0f} images/s")
-    for column in ("model", "bare step", "pipeline, augment_on=device", "ratio", "pipeline, augment_on=workers", "ratio"):
+    for column in ("model", "data.augment_on", "bare step (paired)", "pipeline", "ratio"):
         table.add_column(column, justify="right")
-    for model_name, bare, on_device, on_workers in rows:
-        table.add_row(model_name, f"{bare:,.0f}", f"{on_device:,.0f}", f"{on_device / bare:.2f}",
-                      f"{on_workers:,.0f}", f"{on_workers / bare:.2f}")
+    for model_name in args.models:
+        for augment_on in ("device", "workers"):
+            on_pipeline, bare = pipeline(model_name, augment_on, batch_size, precision, steps, args.data_root,
+                                         num_workers, device)
+            table.add_row(model_name, augment_on, f"{bare:,.0f}", f"{on_pipeline:,.0f}", f"{on_pipeline / bare:.2f}")
     Console(width=200).print(table)
 
 

@@ -63,3 +63,16 @@ def test_rich_bar_names_the_budget_and_each_metric_once() -> None:
     assert bar.get_metrics(bar._trainer, None) == {"train/loss": 1.25, "train/acc": 0.5, "val/acc": pytest.approx(0.4)}
     bar._trainer = fake_trainer()
     assert bar._get_train_description(1).strip() == "Epoch 1/9"
+
+
+def test_a_run_resumed_mid_epoch_reports_the_speed_since_it_started(capsys: pytest.CaptureFixture,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    bar, trainer = LineProgressBar(refresh_rate=1), fake_trainer()
+    bar._trainer = trainer
+    bar.on_train_start(trainer, None)  # resumed at step 200 of 391: no on_train_epoch_start for this epoch
+    now[0] += 2.0
+    bar.on_train_batch_end(trainer, None, None, (None, [0] * 128), 200)
+    line = capsys.readouterr().out  # 128 images in 2 s, not since the clock's origin; 190 steps left at 2 s
+    assert line.rstrip().endswith("  64 img/s  eta 0:06:20")

@@ -64,6 +64,7 @@ class LineProgressBar(ProgressBar):
         self._enabled = True
         self._epoch_start = 0.0
         self._images = 0
+        self._steps = 0  # this process's steps of this epoch (fewer than ``done`` after a resume)
 
     def disable(self) -> None:
         self._enabled = False
@@ -78,12 +79,17 @@ class LineProgressBar(ProgressBar):
     def _epoch(trainer: L.Trainer, budget: float | None) -> str:
         return f"epoch {trainer.current_epoch + 1}" + ("" if budget is not None else f"/{trainer.max_epochs}")
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a run resumed mid-epoch gets no on_train_epoch_start for that epoch: its clock starts here
+        self._epoch_start, self._images, self._steps = time.perf_counter(), 0, 0
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_start, self._images = time.perf_counter(), 0
+        self._epoch_start, self._images, self._steps = time.perf_counter(), 0, 0
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self._images += len(batch[1])
+        self._steps += 1
         total = self.total_train_batches
         done = batch_idx + 1
         if not self._enabled or (done % self.refresh_rate and done != total):
@@ -94,7 +100,7 @@ class LineProgressBar(ProgressBar):
         if budget is not None:
             eta = f"  budget {budget:.0f} s left"
         else:
-            eta = f"  eta {timedelta(seconds=round(elapsed / done * (total - done)))}" if isinstance(total, int) else ""
+            eta = f"  eta {timedelta(seconds=round(elapsed / max(self._steps, 1) * (total - done)))}" if isinstance(total, int) else ""
         pct = f" ({100 * done / total:.0f}%)" if isinstance(total, int) else ""
         print(f"{self._epoch(trainer, budget)}  step {done}/{total}{pct}  "
               f"{self._metrics(trainer, 'train/')}  {speed:.0f} img/s{eta}", flush=True)

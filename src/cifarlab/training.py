@@ -6,6 +6,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -142,7 +143,7 @@ def print_summary(result: TrainResult) -> None:
     Console().print(table)
 
 
-def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | None:
+def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult | None:
     """Train ``cfg.model`` on CIFAR-10, test it once and write ``metrics.json`` to ``cfg.paths.output_dir``.
 
     ``lr_find=only`` runs the LR range test alone (``lr_finder.png`` and ``.json``) and returns None; ``lr_find=apply``
@@ -150,7 +151,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | 
     ``last``) continues that run from its ``last.ckpt`` into the same dir, refusing ``overrides``
     (the command line's, ``HydraConfig.get().overrides.task``; ``None`` without one) that it would
     not apply: :func:`cifarlab.resume.resumed_config`. ``overrides`` are also recorded in
-    ``metrics.json``'s ``provenance.command``.
+    ``metrics.json``'s ``provenance.command``. ``callbacks`` join those of ``cfg.callbacks`` (objects a
+    config cannot name, such as a benchmark's probe).
 
     Returns the :class:`~cifarlab.rundir.TrainResult` written to ``metrics.json``: ``test`` is None
     with ``test=false``, ``val`` (the same weights on the held-out split) None with ``data.val_size=0``.
@@ -175,7 +177,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult | 
     datamodule: CIFAR10DataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
     module = build_module(cfg)
     throughput = Throughput()
-    trainer = build_trainer(cfg, [throughput])
+    trainer = build_trainer(cfg, [throughput, *callbacks])
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         if ckpt_to_resume is None:

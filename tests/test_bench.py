@@ -1,0 +1,39 @@
+"""``make bench`` (benchmarks/throughput.py): the paired bare step times every step of the pipeline's
+last epoch outside its clock, and the command prints one row per model and data path."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, compose_train, run_script, tiny_overrides
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import throughput  # noqa: E402
+
+
+@pytest.mark.slow  # trains
+def test_paired_bare_step_times_each_step_of_the_last_epoch(cifar_root: Path, tmp_path: Path) -> None:
+    from cifarlab.training import train
+
+    paired = throughput.PairedBareStep(throughput.BareStep("airbench", 8, bf16=False, device="cpu"), "cpu")
+    cfg = compose_train(tiny_overrides(cifar_root) + [
+        "model/net=airbench", "data.batch_size=8", "data.subset=24", "trainer.max_epochs=2",
+        "trainer.limit_val_batches=0"], tmp_path)
+    result = train(cfg, callbacks=[paired])
+    assert result.global_step == 6  # the probe's steps are not training steps
+    assert len(paired.pipeline_s) == len(paired.bare_s) == 3  # the second epoch's, not both
+    assert all(0 < s < 60 for s in paired.pipeline_s + paired.bare_s)
+
+
+@pytest.mark.slow  # starts a process that trains
+def test_bench_prints_a_row_per_model_and_path(cifar_root: Path) -> None:
+    done = run_script("benchmarks/throughput.py", "--models", "airbench", "--steps", "2", "--batch-size", "8",
+                      "--precision", "32-true", "--data-root", str(cifar_root))
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if "airbench" in line and "│" in line]
+    assert [row.split("│")[2].strip() for row in rows] == ["device", "workers"]
+    ratios = [float(row.split("│")[5]) for row in rows]
+    assert all(math.isfinite(r) and r > 0 for r in ratios)
