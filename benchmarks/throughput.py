@@ -12,11 +12,12 @@ Protocol (all figures images/s, higher is better):
   second epoch's images/s (device-synchronised; data loading, augmentation, forward, backward,
   optimiser, Lightning's loop, callbacks and logging; no validation).
 - **ratio**: pipeline / bare step, the share of the model's speed the pipeline keeps. The two are
-  measured *paired*: after each pipeline step, :class:`PairedBareStep` times one bare step of a
-  private copy of the network, outside the pipeline's clock, and the ratio is the second epoch's
-  bare-step seconds over its pipeline seconds. A shared host's speed drifts by minutes (airbench's
-  bare step read 409 and 993 images/s five minutes apart on a 2-core VM), and unpaired figures
-  taken a minute apart drift with it; paired ones see the same machine.
+  measured *paired*: after each pipeline step (on a GPU: after the epoch's steps),
+  :class:`PairedBareStep` times as many bare steps of a private copy of the network, outside the
+  pipeline's clock, and the ratio is the second epoch's bare-step seconds over its pipeline seconds.
+  A shared host's speed drifts by minutes (airbench's bare step read 409 and 993 images/s five
+  minutes apart on a 2-core VM), and unpaired figures taken a minute apart drift with it; paired
+  ones see the same machine.
 
 Run: ``make bench`` (CPU) or ``python benchmarks/throughput.py --data-root /tmp/data`` on a GPU.
 """
@@ -85,26 +86,34 @@ class BareStep:
 
 
 class PairedBareStep(L.Callback):
-    """Times the pipeline's steps and, after each, one :class:`BareStep` outside the pipeline's clock.
+    """Times the pipeline's steps in blocks of ``every`` and, after each block, as many
+    :class:`BareStep` calls outside the pipeline's clock.
 
-    A pipeline step runs from the previous bare step's end (or the epoch's start) to this batch's
+    A block runs from the previous bare steps' end (or the epoch's start) to its last batch's
     ``on_train_batch_end``: loading, augmentation, forward, backward, optimiser and the callbacks
-    around them. The last epoch's seconds are kept: ``pipeline_s`` and ``bare_s`` (lists, one per step)."""
+    around them. ``every=1`` pairs each step (a CPU, whose work is synchronous anyway); on a GPU a
+    larger block keeps the pipeline's launches ahead of the device, as in training, and synchronises
+    at its ends only. The last epoch's seconds are kept: ``pipeline_s`` and ``bare_s`` (one per block).
+    """
 
-    def __init__(self, bare: BareStep, device: str) -> None:
-        self.bare, self.device = bare, device
+    def __init__(self, bare: BareStep, device: str, every: int = 1) -> None:
+        self.bare, self.device, self.every = bare, device, max(1, every)
         self.pipeline_s: list[float] = []
         self.bare_s: list[float] = []
-        self._mark = 0.0
+        self._mark, self._pending = 0.0, 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.pipeline_s, self.bare_s = [], []
+        self.pipeline_s, self.bare_s, self._pending = [], [], 0
         self._mark = _sync(self.device)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        self._pending += 1
+        if self._pending < self.every and batch_idx + 1 < trainer.num_training_batches:
+            return
         self.pipeline_s.append(_sync(self.device) - self._mark)
-        self.bare_s.append(self.bare())
+        self.bare_s.append(sum(self.bare() for _ in range(self._pending)))
+        self._pending = 0
         self._mark = _sync(self.device)
 
 
@@ -126,7 +135,7 @@ def augment_only(batch_size: int, steps: int, device: str) -> float:
 def pipeline(model_name: str, augment_on: str, batch_size: int, precision: str, steps: int, data_root: str,
              num_workers: int, device: str) -> tuple[float, float]:
     """Images/s of ``train.py``'s training and of the paired bare steps, in the second of two epochs of
-    ``steps`` batches (the first warms both up)."""
+    ``steps`` batches (the first warms both up); paired step by step on a CPU, by epoch on a GPU."""
     overrides = [
         f"model/net={model_name}", f"data.root={data_root}", "data.download=false", f"data.augment_on={augment_on}",
         f"data.batch_size={batch_size}", f"data.subset={steps * batch_size}", f"data.num_workers={num_workers}",
@@ -136,11 +145,12 @@ def pipeline(model_name: str, augment_on: str, batch_size: int, precision: str, 
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    paired = PairedBareStep(BareStep(model_name, batch_size, precision == "bf16-mixed", device), device)
+    bare = BareStep(model_name, batch_size, precision == "bf16-mixed", device)
+    paired = PairedBareStep(bare, device, every=steps if device == "cuda" else 1)
     with tempfile.TemporaryDirectory() as out, open_dict(cfg):
         cfg.paths.output_dir = out
         train(cfg, callbacks=[paired])
-    images = batch_size * len(paired.pipeline_s)
+    images = batch_size * steps
     return images / sum(paired.pipeline_s), images / sum(paired.bare_s)
 
 

@@ -28,6 +28,20 @@ def test_paired_bare_step_times_each_step_of_the_last_epoch(cifar_root: Path, tm
     assert all(0 < s < 60 for s in paired.pipeline_s + paired.bare_s)
 
 
+@pytest.mark.slow  # trains
+def test_blocks_of_steps_pair_each_block_with_as_many_bare_steps(cifar_root: Path, tmp_path: Path) -> None:
+    from cifarlab.training import train
+
+    calls = []
+    bare = throughput.BareStep("airbench", 8, bf16=False, device="cpu")
+    paired = throughput.PairedBareStep(lambda: calls.append(1) or bare(), "cpu", every=2)
+    cfg = compose_train(tiny_overrides(cifar_root) + [
+        "model/net=airbench", "data.batch_size=8", "data.subset=40", "trainer.max_epochs=1",
+        "trainer.limit_val_batches=0"], tmp_path)
+    train(cfg, callbacks=[paired])
+    assert len(calls) == 5 and len(paired.pipeline_s) == len(paired.bare_s) == 3  # blocks of 2, 2 and the last 1
+
+
 @pytest.mark.slow  # starts a process that trains
 def test_bench_prints_a_row_per_model_and_path(cifar_root: Path) -> None:
     done = run_script("benchmarks/throughput.py", "--models", "airbench", "--steps", "2", "--batch-size", "8",
