@@ -14,15 +14,20 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import throughput  # noqa: E402
 
 
-@pytest.mark.slow  # trains
-def test_paired_bare_step_times_each_step_of_the_last_epoch(cifar_root: Path, tmp_path: Path) -> None:
+def fit_airbench(paired: throughput.PairedBareStep, images: int, epochs: int, root: Path, out: Path):
+    """train() of airbench on ``images`` fixture images in batches of 8, with ``paired`` among its callbacks."""
     from cifarlab.training import train
 
+    cfg = compose_train(tiny_overrides(root) + [
+        "model/net=airbench", "data.batch_size=8", f"data.subset={images}", f"trainer.max_epochs={epochs}",
+        "trainer.limit_val_batches=0"], out)
+    return train(cfg, callbacks=[paired])
+
+
+@pytest.mark.slow  # trains
+def test_paired_bare_step_times_each_step_of_the_last_epoch(cifar_root: Path, tmp_path: Path) -> None:
     paired = throughput.PairedBareStep(throughput.BareStep("airbench", 8, bf16=False, device="cpu"), "cpu")
-    cfg = compose_train(tiny_overrides(cifar_root) + [
-        "model/net=airbench", "data.batch_size=8", "data.subset=24", "trainer.max_epochs=2",
-        "trainer.limit_val_batches=0"], tmp_path)
-    result = train(cfg, callbacks=[paired])
+    result = fit_airbench(paired, images=24, epochs=2, root=cifar_root, out=tmp_path)
     assert result.global_step == 6  # the probe's steps are not training steps
     assert len(paired.pipeline_s) == len(paired.bare_s) == 3  # the second epoch's, not both
     assert all(0 < s < 60 for s in paired.pipeline_s + paired.bare_s)
@@ -30,15 +35,10 @@ def test_paired_bare_step_times_each_step_of_the_last_epoch(cifar_root: Path, tm
 
 @pytest.mark.slow  # trains
 def test_blocks_of_steps_pair_each_block_with_as_many_bare_steps(cifar_root: Path, tmp_path: Path) -> None:
-    from cifarlab.training import train
-
     calls = []
     bare = throughput.BareStep("airbench", 8, bf16=False, device="cpu")
     paired = throughput.PairedBareStep(lambda: calls.append(1) or bare(), "cpu", every=2)
-    cfg = compose_train(tiny_overrides(cifar_root) + [
-        "model/net=airbench", "data.batch_size=8", "data.subset=40", "trainer.max_epochs=1",
-        "trainer.limit_val_batches=0"], tmp_path)
-    train(cfg, callbacks=[paired])
+    fit_airbench(paired, images=40, epochs=1, root=cifar_root, out=tmp_path)
     assert len(calls) == 5 and len(paired.pipeline_s) == len(paired.bare_s) == 3  # blocks of 2, 2 and the last 1
 
 

@@ -79,12 +79,14 @@ class LineProgressBar(ProgressBar):
     def _epoch(trainer: L.Trainer, budget: float | None) -> str:
         return f"epoch {trainer.current_epoch + 1}" + ("" if budget is not None else f"/{trainer.max_epochs}")
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # a run resumed mid-epoch gets no on_train_epoch_start for that epoch: its clock starts here
+    def _start_clock(self) -> None:
         self._epoch_start, self._images, self._steps = time.perf_counter(), 0, 0
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start_clock()  # a run resumed mid-epoch gets no on_train_epoch_start for that epoch
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_start, self._images, self._steps = time.perf_counter(), 0, 0
+        self._start_clock()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
