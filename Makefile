@@ -7,9 +7,10 @@ DATA   ?= $(or $(CIFARLAB_DATA),data)
 EXPERIMENT ?= cpu_airbench
 FORMAT ?= onnx
 STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 export CIFARLAB_DATA := $(DATA)
 
-.PHONY: help install train train-gpu speedrun lr-find sweep seeds evaluate compare predict export data-figures app browser test test-full lint bench clean
+.PHONY: help install install-dev train train-gpu speedrun lr-find sweep seeds evaluate compare predict export data-figures app browser test test-full lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,10 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the pinned dependencies (versions of everything they pull in: constraints.txt)
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(DEV_STAMP)
+
+install: $(STAMP)  ## create .venv with what make train and make test need (pinned; versions of everything they pull in: constraints.txt)
+
+install-dev: $(DEV_STAMP)  ## add the extras the full tests cover (onnx, mlflow, wandb), the browser test's driver and the linter
 
 $(DATA)/cifar-10-batches-py/test_batch:
 	@if [ -x $(DATA)/prepare ]; then $(DATA)/prepare; fi
@@ -39,7 +46,7 @@ lr-find: install $(DATA)/cifar-10-batches-py/test_batch  ## LR range test of a p
 	$(PY) train.py experiment=$(EXPERIMENT) lr_find=only $(ARGS)
 
 sweep: install  ## example multirun: both models, fast_dev_run
-	$(PY) train.py -m model/net=custom_resnet,resnet18 trainer.fast_dev_run=true $(ARGS)
+	$(PY) train.py -m model=custom_resnet,resnet18 trainer.fast_dev_run=true $(ARGS)
 
 seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset (EXPERIMENT=cpu_airbench): summary.md with mean ± std in the sweep dir
 	$(PY) train.py -m experiment=$(EXPERIMENT) seed=0,1,2 $(ARGS)
@@ -69,10 +76,10 @@ browser:  ## Debian's chromium for the browser test (apt-get as root; without it
 test: install  ## the fast tier for the edit loop: every test not marked slow (nothing trains for long or starts a process)
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
-test-full: install  ## every test, CI's: real-data tests skip when $(DATA) lacks CIFAR-10, the browser test without chromium
+test-full: install-dev  ## every test, CI's: real-data tests skip when the DATA folder lacks CIFAR-10, the browser test without chromium
 	$(PY) -m pytest -q $(ARGS)
 
-lint: install  ## ruff: pyflakes and pycodestyle errors (settings in pyproject.toml)
+lint: install-dev  ## ruff: pyflakes and pycodestyle errors (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
 
 bench: install $(DATA)/cifar-10-batches-py/test_batch  ## images/s of each model: bare step, device augmentation, train.py on each augment_on path

@@ -1,18 +1,5 @@
-"""Is B better than A on the test set? ``python compare.py a=<run or sweep dir> b=<run or sweep dir>``."""
-import hydra
-from omegaconf import DictConfig, OmegaConf
-
-from cifarlab.errors import exit_on_user_error
-from cifarlab.reports.compare import compare
-from cifarlab.reports.config import CompareConfig
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="compare")
-def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        settings: CompareConfig = OmegaConf.to_object(cfg)
-        compare(settings)
-
+"""Is B better than A on the test set? ``python compare.py a=<run or sweep dir> b=<run or sweep dir>``. Installed: ``cifarlab-compare``."""
+from cifarlab.cli.compare import main
 
 if __name__ == "__main__":
     main()

@@ -1,25 +1,5 @@
-"""Draw the data figures: ``python data_figures.py [data.root=...]`` -> samples.png, augmentations.png."""
-from pathlib import Path
-
-import hydra
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
-
-from cifarlab.errors import exit_on_user_error
-from cifarlab.reports.config import DataFiguresConfig
-from cifarlab.reports.data_figures import write_data_figures
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="data_figures")
-def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        settings: DataFiguresConfig = OmegaConf.to_object(cfg)
-        out = Path(settings.paths.output_dir)
-        write_data_figures(instantiate(settings.data, _convert_="all", _recursive_=False), out,
-                           settings.num_samples, settings.image_size)
-        Console().print(f"wrote samples.png and augmentations.png to {out}")
-
+"""Draw the data figures: ``python data_figures.py [data.root=...]`` -> samples.png, augmentations.png. Installed: ``cifarlab-data-figures``."""
+from cifarlab.cli.data_figures import main
 
 if __name__ == "__main__":
     main()

@@ -1,18 +1,5 @@
-"""Top-k classes of image files: ``python predict.py ckpt_path=<run dir or .ckpt> inputs=<folder, glob or file> [key=value ...]``."""
-import hydra
-from omegaconf import DictConfig, OmegaConf
-
-from cifarlab.errors import exit_on_user_error
-from cifarlab.serving.config import PredictConfig
-from cifarlab.serving.predict import predict
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
-def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        settings: PredictConfig = OmegaConf.to_object(cfg)
-        predict(settings)
-
+"""Top-k classes of image files: ``python predict.py ckpt_path=<run dir or .ckpt> inputs=<folder, glob or file> [key=value ...]``. Installed: ``cifarlab-predict``."""
+from cifarlab.cli.predict import main
 
 if __name__ == "__main__":
     main()

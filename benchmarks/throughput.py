@@ -137,9 +137,9 @@ def pipeline(model_name: str, augment_on: str, batch_size: int, precision: str, 
     """Images/s of ``train.py``'s training and of the paired bare steps, in the second of two epochs of
     ``steps`` batches (the first warms both up); paired step by step on a CPU, by epoch on a GPU."""
     overrides = [
-        f"model/net={model_name}", f"data.root={data_root}", "data.download=false", f"data.augment_on={augment_on}",
+        f"model={model_name}", f"data.root={data_root}", "data.download=false", f"data.augment_on={augment_on}",
         f"data.batch_size={batch_size}", f"data.subset={steps * batch_size}", f"data.num_workers={num_workers}",
-        "data/augmentation=page", "model/optimizer=sgd", "~model/scheduler", "trainer.max_epochs=2", "trainer.limit_val_batches=0",
+        "data/augmentation=page", "optimizer=sgd", "~scheduler", "trainer.max_epochs=2", "trainer.limit_val_batches=0",
         "trainer.limit_test_batches=1", f"trainer.precision={precision}", "model.channels_last=true", "logger=[]",
         "~callbacks.lr_monitor", "model.tta=none", "callbacks.progress_bar.refresh_rate=1000",
     ]

@@ -19,7 +19,7 @@ import cifarlab  # noqa: F401  (registers the resolvers)
 from cifarlab.rundir import HeldOutScores, TestedCheckpoint, TestScores, TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "src" / "cifarlab" / "conf"  # the configs ship inside the package
 REAL_DATA = Path(os.environ.get("CIFARLAB_DATA") or ROOT.parent / "shared" / "data").resolve()
 # Fixtures that train a model: every test using one, directly or through another fixture, is slow.
 TRAINING_FIXTURES = {"trained_run", "short_fit"}

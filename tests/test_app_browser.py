@@ -11,13 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
 
 from cifarlab.app.explorer import Explorer
 from cifarlab.app.ui import build_app, launch
 from cifarlab.run import TrainedRun
 from conftest import ROOT
 from test_app import explorer, free_port, served  # noqa: F401  (fixtures: the test_app server)
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [dev] extra: make install-dev")
+expect, sync_playwright = playwright_api.expect, playwright_api.sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

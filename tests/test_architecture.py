@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "src" / "cifarlab"
-ENTRY_SCRIPTS = ["train.py", "evaluate.py", "compare.py", "predict.py", "export.py", "app.py", "data_figures.py"]
+COMMANDS = ["train", "evaluate", "compare", "predict", "export", "app", "data_figures"]
 MAX_LINES = 300
 REASON = "one module because"
 
@@ -50,12 +50,20 @@ def test_no_import_cycles_between_modules() -> None:
         visit(name, [])
 
 
-@pytest.mark.parametrize("script", ENTRY_SCRIPTS)
-def test_an_entry_script_composes_a_config_and_calls_one_function(script: str) -> None:
-    tree = ast.parse((ROOT / script).read_text())
-    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-    assert [f.name for f in functions] == ["main"], f"{script} defines {[f.name for f in functions]}"
-    assert len((ROOT / script).read_text().splitlines()) <= 30
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_command_composes_a_config_and_calls_one_function(command: str) -> None:
+    path = PACKAGE / "cli" / f"{command}.py"
+    functions = [n for n in ast.parse(path.read_text()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    assert [f.name for f in functions] == ["main"], f"{path.name} defines {[f.name for f in functions]}"
+    assert len(path.read_text().splitlines()) <= 30
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_checkout_script_runs_its_installed_command(command: str) -> None:
+    script = (ROOT / f"{command}.py").read_text()
+    assert f"from cifarlab.cli.{command} import main" in script and len(script.splitlines()) <= 6
+    scripts = (ROOT / "pyproject.toml").read_text()
+    assert f'cifarlab-{command.replace("_", "-")} = "cifarlab.cli.{command}:main"' in scripts
 
 
 def test_a_module_over_300_lines_says_why_it_is_one_module() -> None:

@@ -19,7 +19,7 @@ def fit_airbench(paired: throughput.PairedBareStep, images: int, epochs: int, ro
     from cifarlab.training import train
 
     cfg = compose_train(tiny_overrides(root) + [
-        "model/net=airbench", "data.batch_size=8", f"data.subset={images}", f"trainer.max_epochs={epochs}",
+        "model=airbench", "data.batch_size=8", f"data.subset={images}", f"trainer.max_epochs={epochs}",
         "trainer.limit_val_batches=0"], out)
     return train(cfg, callbacks=[paired])
 

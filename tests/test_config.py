@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from conftest import CONF, compose_train
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-          for group in ("model", "model/net", "model/optimizer", "model/scheduler", "trainer", "callbacks", "logger", "experiment",
+          for group in ("model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "experiment",
                         "data/augmentation")}
 
 
@@ -24,7 +24,7 @@ def test_every_option_composes_and_resolves(group: str, option: str) -> None:
 
 
 def test_model_and_epochs_override() -> None:
-    cfg = compose_train(["model/net=resnet18", "trainer.max_epochs=20"])
+    cfg = compose_train(["model=resnet18", "trainer.max_epochs=20"])
     assert cfg.model.net._target_ == "cifarlab.models.ResNet18"
     assert cfg.trainer.max_epochs == 20
 

@@ -135,7 +135,7 @@ def test_cli_report_and_errors(trained_run: Path, run: TrainedRun, tmp_path: Pat
     assert results["test"]["acc"] == pytest.approx(run.train_metrics.test.acc, abs=1e-6)
     assert results["robustness"] is None and not (tmp_path / "ok" / "robustness.png").exists()
     assert "no temperature fitted" in ok.stdout
-    bad = run_script("evaluate.py", f"ckpt_path={trained_run}", "model/net=resnet18", f"hydra.run.dir={tmp_path / 'bad'}")
+    bad = run_script("evaluate.py", f"ckpt_path={trained_run}", "model=resnet18", f"hydra.run.dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "not the requested ResNet18" in bad.stderr
     assert not (tmp_path / "bad" / "metrics.json").exists()
     layer = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.gradcam.target_layer=fc",

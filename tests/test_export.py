@@ -8,8 +8,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime
 import pytest
 import torch
 from PIL import Image
@@ -22,6 +20,13 @@ from cifarlab.serving.export import export_run
 from conftest import ROOT, compose_train, run_script, tiny_overrides
 
 EXAMPLES = ROOT / "src" / "cifarlab" / "examples"
+try:  # the [onnx] extra
+    import onnx
+    import onnxruntime
+except ImportError:
+    onnx = onnxruntime = None
+NEEDS_ONNX = pytest.mark.skipif(onnx is None, reason="onnx and onnxruntime are an extra: pip install -e '.[onnx]'")
+FORMATS = [pytest.param(f, marks=NEEDS_ONNX) if f is Format.onnx else f for f in Format]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,7 @@ def airbench_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from cifarlab.training import train
 
     out = tmp_path_factory.mktemp("airbench_run")
-    train(compose_train(tiny_overrides(cifar_root) + ["model/net=airbench", "data.subset=20", "trainer.max_epochs=1",
+    train(compose_train(tiny_overrides(cifar_root) + ["model=airbench", "data.subset=20", "trainer.max_epochs=1",
                                                     "trainer.max_steps=1"], out))
     return out
 
@@ -66,7 +71,7 @@ def check_parity(run_dir: Path, fmt: Format, images: np.ndarray, out: Path) -> d
     return info
 
 
-@pytest.mark.parametrize("fmt", list(Format))
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_resnet9_export_gives_run_predict_logits(trained_run: Path, images: np.ndarray, tmp_path: Path,
                                                  fmt: Format) -> None:
     info = check_parity(trained_run, fmt, images, tmp_path)
@@ -74,13 +79,14 @@ def test_resnet9_export_gives_run_predict_logits(trained_run: Path, images: np.n
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", list(Format))
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_airbench_export_gives_run_predict_logits(airbench_run: Path, images: np.ndarray, tmp_path: Path,
                                                   fmt: Format) -> None:
     assert TrainedRun(airbench_run).net.whiten.weight.abs().sum() > 0  # the whitening conv is set, not zeros
     check_parity(airbench_run, fmt, images, tmp_path)
 
 
+@NEEDS_ONNX
 def test_onnx_graph_takes_uint8_with_a_dynamic_batch(trained_run: Path, tmp_path: Path) -> None:
     info = export_run(TrainedRun(trained_run, precision="32-true", device="cpu"), Format.onnx, tmp_path)
     model = onnx.load(str(tmp_path / "model.onnx"))
@@ -95,6 +101,7 @@ def test_onnx_graph_takes_uint8_with_a_dynamic_batch(trained_run: Path, tmp_path
 
 
 @pytest.mark.slow
+@NEEDS_ONNX
 def test_serve_onnx_example_gives_what_run_predict_gives(trained_run: Path, tmp_path: Path) -> None:
     run = TrainedRun(trained_run, precision="32-true", device="cpu")
     export_run(run, Format.onnx, tmp_path)

@@ -39,9 +39,9 @@ def fake_run(run_dir: Path, saved: DictConfig, mtime: float, finished: bool = Fa
 
 def test_an_override_that_resume_would_drop_exits_naming_it_and_the_allowed_ones() -> None:
     with pytest.raises(ConfigError) as err:
-        check_overrides(["resume=last", "trainer.max_epochs=5", "data.num_workers=2", "model/net=resnet18"], "last")
+        check_overrides(["resume=last", "trainer.max_epochs=5", "data.num_workers=2", "model=resnet18"], "last")
     message = str(err.value)
-    assert "trainer.max_epochs=5 model/net=resnet18 would not apply" in message and "data.num_workers=2" not in message
+    assert "trainer.max_epochs=5 model=resnet18 would not apply" in message and "data.num_workers=2" not in message
     assert all(key in message for key in ALLOWED_WITH_RESUME if key != "resume")
 
 

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from cifarlab.rundir import HeldOutScores, TestScores, TrainResult
 from cifarlab.sweeps import write_summary
-from conftest import ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides, train_result
+from conftest import CONF, ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides, train_result
 
 
 def held_out(root: Path) -> list[str]:
@@ -123,7 +123,7 @@ def test_optuna_searches_on_the_held_out_split_and_resumes_from_its_storage(cifa
                                                                optuna.trial.TrialState.COMPLETE]
     rerun = study.trials[3]
     assert rerun.params == interrupted.params  # the interrupted trial's parameters, tried again
-    searched = set(OmegaConf.load(ROOT / "conf" / "hparams_search" / "optuna.yaml").hydra.sweeper.params)
+    searched = set(OmegaConf.load(CONF / "hparams_search" / "optuna.yaml").hydra.sweeper.params)
     for trial in study.trials[:2] + [rerun]:  # job N is trial N; its value is its held-out accuracy
         assert set(trial.params) == searched
         metrics = json.loads((tmp_path / str(trial.number) / "metrics.json").read_text())

@@ -14,13 +14,13 @@ from cifarlab.data import load_cifar10
 from cifarlab.module import ImageClassifier
 from cifarlab.rundir import TestedCheckpoint
 from cifarlab.training import train
-from conftest import compose_train, run_script, tiny_overrides
+from conftest import CONF, compose_train, run_script, tiny_overrides
 
 
 @pytest.mark.slow  # trains
 @pytest.mark.parametrize("model", ["custom_resnet", "resnet18"])
 def test_fast_dev_run_fits_and_tests(model: str, cifar_root: Path, tmp_path: Path) -> None:
-    cfg = compose_train(tiny_overrides(cifar_root) + [f"model/net={model}", "trainer.fast_dev_run=true"], tmp_path)
+    cfg = compose_train(tiny_overrides(cifar_root) + [f"model={model}", "trainer.fast_dev_run=true"], tmp_path)
     results = train(cfg)
     assert 0.0 <= results.test.acc <= 1.0
     assert results.tested_checkpoint.path is None
@@ -95,7 +95,7 @@ def test_test_false_chooses_on_the_held_out_split_without_testing(cifar_root: Pa
 
 @pytest.mark.slow  # starts a process
 def test_multirun_sweeps_two_models(cifar_root: Path, tmp_path: Path) -> None:
-    proc = run_script("train.py", "-m", "model/net=custom_resnet,resnet18", "trainer.fast_dev_run=true",
+    proc = run_script("train.py", "-m", "model=custom_resnet,resnet18", "trainer.fast_dev_run=true",
                       *tiny_overrides(cifar_root), f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     models = sorted(json.loads((tmp_path / str(i) / "metrics.json").read_text())["model"] for i in (0, 1))
@@ -104,7 +104,7 @@ def test_multirun_sweeps_two_models(cifar_root: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("override,message", [
-    ("model/net=resnet1000", "Could not find 'model/net/resnet1000'"),
+    ("model=resnet1000", "Could not find 'model/resnet1000'"),
     ("data.batch_size=0", "data.batch_size must be a positive integer, got 0"),
     ("data.root=/definitely/not/here", "/definitely/not/here/cifar-10-batches-py lacks data_batch_1"),
 ])
@@ -139,7 +139,7 @@ def test_device_path_fit_loss_falls(cifar_root: Path, tmp_path: Path) -> None:
     assert results.augment_on == "device" and results.global_step == 20 and results.test.images == 100
 
 
-PRESETS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "experiment").glob("*.yaml"))
+PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
 @pytest.mark.slow  # trains
@@ -159,7 +159,7 @@ def test_every_preset_runs_fast_dev_run_on_cpu(preset: str, cifar_root: Path, tm
 @pytest.mark.parametrize("cycle_momentum", [False, True])
 def test_cycle_momentum_off_keeps_sgd_momentum_at_0_9(cycle_momentum: bool, cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(tiny_overrides(cifar_root) + [
-        "model/optimizer=sgd", f"model.scheduler.cycle_momentum={cycle_momentum}", "model.scheduler.max_lr=0.05", "data.subset=100",
+        "optimizer=sgd", f"model.scheduler.cycle_momentum={cycle_momentum}", "model.scheduler.max_lr=0.05", "data.subset=100",
         "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "+callbacks.lr_monitor.log_momentum=true",
         "logger=csv", "trainer.limit_val_batches=0"], tmp_path)
     train(cfg)

@@ -9,7 +9,7 @@ from cifarlab.errors import ConfigError
 from cifarlab.validation import Range, check_ranges
 from conftest import CONF, compose_train, run_script, tiny_overrides
 
-OPTIONS = [(group, p.stem) for group in ("model/net", "model/optimizer", "model/scheduler", "trainer", "callbacks", "lr_find",
+OPTIONS = [(group, p.stem) for group in ("model", "optimizer", "scheduler", "trainer", "callbacks", "lr_find",
                                          "experiment", "debug") for p in sorted((CONF / group).glob("*.yaml"))]
 
 
@@ -25,8 +25,8 @@ def test_every_preset_and_option_is_in_range(group: str, option: str) -> None:
     (["model.scheduler.max_lr=0"], "model.scheduler.max_lr=0 is out of range: it must be a finite number > 0"),
     (["model.scheduler.pct_start=1.5"], "model.scheduler.pct_start=1.5 is out of range: it must be a finite number in (0, 1)"),
     (["model.scheduler.div_factor=0"], "model.scheduler.div_factor=0 is out of range"),
-    (["model/scheduler=time_budget", "model.scheduler.budget_s=0"], "model.scheduler.budget_s=0 is out of range"),
-    (["model/optimizer=sgd", "model.optimizer.momentum=1.2"],
+    (["scheduler=time_budget", "model.scheduler.budget_s=0"], "model.scheduler.budget_s=0 is out of range"),
+    (["optimizer=sgd", "model.optimizer.momentum=1.2"],
      "model.optimizer.momentum=1.2 is out of range: it must be a finite number in [0, 1)"),
     (["model.optimizer.weight_decay=-1e-4"], "model.optimizer.weight_decay=-0.0001 is out of range: it must be a finite number >= 0"),
     (["+model.optimizer.betas=[0.9,1.0]"],
@@ -34,7 +34,7 @@ def test_every_preset_and_option_is_in_range(group: str, option: str) -> None:
     (["model.loss.label_smoothing=2"], "model.loss.label_smoothing=2 is out of range: it must be a finite number in [0, 1)"),
     (["lr_find=only", "lr_find.num_steps=0"], "lr_find.num_steps=0 is out of range: it must be a whole number >= 1"),
     (["lr_find=only", "lr_find.min_lr=2"], "lr_find.min_lr=2 must be below lr_find.max_lr=1.0"),
-    (["model/net=airbench", "model.net.widths=[0,256,256]"],
+    (["model=airbench", "model.net.widths=[0,256,256]"],
      "model.net.widths=[0, 256, 256] is out of range: each value must be a whole number >= 1"),
     (["model.net.num_classes=0"], "model.net.num_classes=0 is out of range"),
     (["model.net.logit_scale=inf"], "model.net.logit_scale=inf is out of range"),

@@ -7,8 +7,9 @@ Both data paths hand it uint8 batches, and ``trainer.test``, :class:`cifarlab.ru
 the app and the export all call the same :meth:`ImageClassifier.forward` (airbench's ``infer``:
 one path from weights to predictions; and a quarter of the bytes of float32 on the way to the device).
 
-It is the ``model`` node of the config (``conf/model/classifier.yaml``, as in lightning-hydra-template):
-one ``instantiate`` builds it, with the network, optimiser, scheduler and loss as nested Hydra specs, kept
+It is the ``model`` node of the config (``conf/classifier.yaml``, as in lightning-hydra-template), whose
+network, optimiser and scheduler the ``model=``, ``optimizer=`` and ``scheduler=`` groups fill: one
+``instantiate`` builds it, with the network, optimiser, scheduler and loss as nested Hydra specs, kept
 as plain containers and saved as hyperparameters, so a checkpoint rebuilds its model with
 ``ImageClassifier.load_from_checkpoint(path)`` under torch's ``weights_only`` loading, with no config at
 hand. The normalisation statistics are buffers in its ``state_dict``, copied from the data module's
@@ -57,12 +58,12 @@ class ImageClassifier(L.LightningModule):
     """Train / validate / test a CIFAR-10 classifier.
 
     Args:
-        net: Hydra spec of the network (``conf/model/net``), e.g.
+        net: Hydra spec of the network (the ``model`` group, ``conf/model``), e.g.
             ``{"_target_": "cifarlab.models.CustomResNet", "num_classes": 10, "norm": "batch"}``.
-        optimizer: Hydra ``_partial_`` spec of a torch optimiser (``conf/model/optimizer``), completed with
+        optimizer: Hydra ``_partial_`` spec of a torch optimiser (the ``optimizer`` group), completed with
             the parameter groups. A network with ``param_groups()`` (airbench) gives its own groups,
             whose ``lr_scale`` and ``weight_decay_scale`` multiply the configured values.
-        scheduler: Hydra ``_partial_`` spec of a per-step scheduler (``conf/model/scheduler``, OneCycleLR),
+        scheduler: Hydra ``_partial_`` spec of a per-step scheduler (the ``scheduler`` group, OneCycleLR),
             completed with the optimiser and ``total_steps``; ``None`` keeps the optimiser's ``lr``.
         loss: Hydra spec of the loss, e.g. ``CrossEntropyLoss`` with ``label_smoothing``.
         class_names: the class names, in label order (default: CIFAR-10's); a fit takes the data module's.

@@ -42,7 +42,7 @@ class RunRecord:
             (:func:`cifarlab.rundir.current_config`).
         overrides: ``.hydra/overrides.yaml``, the command line's overrides (``["seed=1", ...]``).
         choices: ``hydra.runtime.choices`` of ``.hydra/hydra.yaml``, config group -> option
-            (``{"model/net": "custom_resnet", "data/augmentation": "cutout8", ...}``), in the current layout.
+            (``{"model": "custom_resnet", "data/augmentation": "cutout8", ...}``), in the current layout.
         metrics: ``metrics.json``, a :class:`TrainResult`; None while the run is unfinished.
     """
 

@@ -30,7 +30,9 @@ from cifarlab.errors import CifarlabError
 TRAIN_SCHEMA = "cifarlab.train/1"
 # Top-level keys of configs written while the network was the model node; they now sit under model.
 MOVED_UNDER_MODEL = ("optimizer", "scheduler", "loss", "channels_last", "compile", "tta")
-MOVED_GROUPS = {"model": "model/net", "optimizer": "model/optimizer", "scheduler": "model/scheduler"}
+# Config groups of records written while the LightningModule's parts were the groups model/net, model/optimizer and
+# model/scheduler (the model group chose the module itself): the user's spelling model=, optimizer=, scheduler= again.
+NESTED_GROUPS = {"model/net": "model", "model/optimizer": "optimizer", "model/scheduler": "scheduler"}
 
 
 def _old_layout(config: dict) -> bool:
@@ -51,12 +53,14 @@ def current_config(config: dict) -> dict:
 
 
 def current_choices(choices: dict) -> dict:
-    """Hydra's group choices (``hydra.runtime.choices``) in the current layout: ``model`` -> ``model/net``,
-    ``optimizer`` -> ``model/optimizer``, ``scheduler`` -> ``model/scheduler`` in a record written before the
-    LightningModule became the ``model`` node (one without ``model/net``)."""
-    if "model/net" in choices or "optimizer" not in choices:
+    """Hydra's group choices (``hydra.runtime.choices``) in the current layout, whose groups ``model``,
+    ``optimizer`` and ``scheduler`` choose the network, optimiser and scheduler of the LightningModule. A record
+    with ``model/net`` (written while those were nested groups, and ``model`` chose the module) gets ``model/net``
+    -> ``model``, ``model/optimizer`` -> ``optimizer``, ``model/scheduler`` -> ``scheduler``; the oldest records
+    (``model`` chose the network) and current ones are returned as they are."""
+    if "model/net" not in choices:
         return choices
-    return {MOVED_GROUPS.get(group, group): option for group, option in choices.items()}
+    return {NESTED_GROUPS.get(group, group): option for group, option in choices.items() if group != "model"}
 
 
 @dataclass(frozen=True)

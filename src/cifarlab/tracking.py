@@ -32,7 +32,7 @@ LOCAL_ONLY_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true"}
 
 # The HParams columns of a single run: the choices of these config groups, the learning rate (the first of
 # LR_KEYS present: a OneCycle schedule overwrites model.optimizer.lr from model.scheduler.max_lr) and KEY_HPARAMS.
-CHOICE_GROUPS = ("model/net", "model/optimizer", "model/scheduler", "data/augmentation", "experiment")
+CHOICE_GROUPS = ("model", "optimizer", "scheduler", "data/augmentation", "experiment")
 LR_KEYS = ("model.scheduler.max_lr", "model.optimizer.lr")
 KEY_HPARAMS = ("model.optimizer.weight_decay", "model.loss.label_smoothing", "data.batch_size", "trainer.max_epochs",
                "model.scheduler.budget_s", "seed")
@@ -67,7 +67,7 @@ def check_logger_packages(loggers: DictConfig | None) -> None:
 def hydra_record(output_dir: Path) -> HydraRecord:
     """Read the run's ``.hydra/hydra.yaml`` (a resumed run keeps its first start's) and, for the job
     of a multirun, the sweep's ``multirun.yaml``: its sweep overrides (``seed=0,1``,
-    ``model/net=airbench,custom_resnet``) and its sweeper's ``params`` (Optuna's search space) are what
+    ``model=airbench,custom_resnet``) and its sweeper's ``params`` (Optuna's search space) are what
     varies. An empty record without ``hydra.yaml``: a config composed outside ``train.py``, or a DDP
     rank other than 0."""
     path = output_dir / ".hydra" / "hydra.yaml"
@@ -89,14 +89,14 @@ def hydra_record(output_dir: Path) -> HydraRecord:
 def tracker_params(cfg: DictConfig, record: HydraRecord) -> dict[str, Any]:
     """The params a tracker records: the resolved config as nested dicts, and the config-group
     choices under ``choices``. Each logger flattens them its own way (MLflow: ``model/net/_target_``,
-    ``choices/model/net``)."""
+    ``choices/model``)."""
     return OmegaConf.to_container(cfg, resolve=True) | {"choices": record.choices}
 
 
 def tensorboard_hparams(cfg: DictConfig, record: HydraRecord) -> dict[str, Any]:
     """The run's row in TensorBoard's HParams tab, its columns named as on the command line. The job
     of a multirun: the keys and groups its sweep varies (``record.swept``), so that the columns that
-    never vary are left out. A single run: the choices of :data:`CHOICE_GROUPS` (``model/net: airbench``),
+    never vary are left out. A single run: the choices of :data:`CHOICE_GROUPS` (``model: airbench``),
     the learning rate and :data:`KEY_HPARAMS`. Values are int, float, str or bool; a list becomes its text."""
     if record.swept:
         keys = record.swept

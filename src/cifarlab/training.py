@@ -249,7 +249,7 @@ def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, da
     spec = cfg.lr_find
     if spec.mode == "apply" and "max_lr" not in (cfg.model.get("scheduler") or {}):
         raise ConfigError("lr_find=apply sets model.scheduler.max_lr, but this run's scheduler has none: "
-                          "use model/scheduler=onecycle")
+                          "use scheduler=onecycle")
     found = find_lr(trainer, module, datamodule, output_dir, spec.min_lr, spec.max_lr, spec.num_steps,
                     spec.early_stop_threshold)
     Console().print(f"LR range test: suggested learning rate {found.suggested_lr:.3g} "

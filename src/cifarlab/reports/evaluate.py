@@ -182,7 +182,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     """``evaluate.py``: the report of ``cfg.ckpt_path`` in ``cfg.paths.output_dir``; returns its metrics.
 
     Raises:
-        CifarlabError: no ckpt_path; a checkpoint of another architecture than ``model/net=``; see
+        CifarlabError: no ckpt_path; a checkpoint of another architecture than ``model=``; see
             :class:`TrainedRun` and :func:`write_report`.
     """
     if not cfg.ckpt_path:
@@ -191,7 +191,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     asked = (cfg.model or {}).get("net")
     if asked and asked["_target_"] != run.net_target:
         raise ConfigError(f"{run.ckpt_path} holds a {run.net_name}, not the requested "
-                          f"{asked['_target_'].rsplit('.', 1)[-1]}: drop the model/net= override or pick a "
+                          f"{asked['_target_'].rsplit('.', 1)[-1]}: drop the model= override or pick a "
                           "checkpoint of that architecture")
     out = Path(cfg.paths.output_dir)
     results = write_report(run, out, cfg.eval, cfg.batch_size)

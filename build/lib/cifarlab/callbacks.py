@@ -1,0 +1,324 @@
+"""Lightning callbacks of our own: progress bars that read metrics only when they refresh, a
+throughput meter, a NaN-loss stop that does not wait on the device every step, and airbench's
+lookahead on Lightning's ``WeightAveraging`` and whitening-bias freeze. It is one module because each
+callback is small (a few dozen lines) and ``conf/callbacks`` names them all by this one path."""
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import (
+    Callback, EMAWeightAveraging, ModelCheckpoint, ProgressBar, RichProgressBar, Timer, WeightAveraging,
+)
+from lightning.pytorch.trainer.states import TrainerFn
+
+from cifarlab.errors import CifarlabError
+from cifarlab.schedules import TimeBudgetOneCycle
+
+
+def budget_left_s(trainer: L.Trainer) -> float | None:
+    """Seconds left of the run's time budget, >= 0: ``trainer.max_time``'s (Lightning's ``Timer``, which
+    stops the run), else a :class:`~cifarlab.schedules.TimeBudgetOneCycle` schedule's; ``None`` for a
+    run that ends after its epochs or steps."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, Timer) and callback.time_remaining() is not None:
+            return max(0.0, callback.time_remaining())
+    for config in trainer.lr_scheduler_configs:
+        if isinstance(config.scheduler, TimeBudgetOneCycle):
+            return config.scheduler.budget_s * (1 - config.scheduler.progress)
+    return None
+
+
+def one_per_name(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The progress-bar ``metrics`` whose names start with ``prefix``, one value per name:
+    ``train/loss_step`` and ``train/loss_epoch`` become one ``train/loss`` holding the step's value
+    (the ``_epoch`` one is the previous epoch's mean until this epoch ends)."""
+    values: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if not key.startswith(prefix):
+            continue
+        name = key.removesuffix("_step").removesuffix("_epoch")
+        if key.endswith("_step") or name not in values:
+            values[name] = value
+    return values
+
+
+class LineProgressBar(ProgressBar):
+    """Progress as whole lines, every ``refresh_rate`` training batches and after each
+    validation, so that output redirected to a log file stays readable (no carriage returns).
+
+    Example line: ``epoch 1/2  step 40/147 (27%)  train/loss 1.6210  train/acc 0.4120  163 img/s  eta 0:06:12``;
+    for a run with a time budget (:func:`budget_left_s`), which stops before its last epoch, the epoch
+    count and eta give way to the budget: ``epoch 1  step 40/391 (10%)  ...  163 img/s  budget 212 s left``.
+    """
+
+    def __init__(self, refresh_rate: int = 50) -> None:
+        super().__init__()
+        self.refresh_rate = max(1, int(refresh_rate))
+        self._enabled = True
+        self._epoch_start = 0.0
+        self._images = 0
+        self._steps = 0  # this process's steps of this epoch (fewer than ``done`` after a resume)
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def _metrics(self, trainer: L.Trainer, prefix: str) -> str:
+        return "  ".join(f"{k} {float(v):.4f}" for k, v in one_per_name(trainer.progress_bar_metrics, prefix).items())
+
+    @staticmethod
+    def _epoch(trainer: L.Trainer, budget: float | None) -> str:
+        return f"epoch {trainer.current_epoch + 1}" + ("" if budget is not None else f"/{trainer.max_epochs}")
+
+    def _start_clock(self) -> None:
+        self._epoch_start, self._images, self._steps = time.perf_counter(), 0, 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start_clock()  # a run resumed mid-epoch gets no on_train_epoch_start for that epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start_clock()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._images += len(batch[1])
+        self._steps += 1
+        total = self.total_train_batches
+        done = batch_idx + 1
+        if not self._enabled or (done % self.refresh_rate and done != total):
+            return
+        elapsed = time.perf_counter() - self._epoch_start
+        speed = self._images / max(elapsed, 1e-9)
+        budget = budget_left_s(trainer)
+        if budget is not None:
+            eta = f"  budget {budget:.0f} s left"
+        else:
+            eta = f"  eta {timedelta(seconds=round(elapsed / max(self._steps, 1) * (total - done)))}" if isinstance(total, int) else ""
+        pct = f" ({100 * done / total:.0f}%)" if isinstance(total, int) else ""
+        print(f"{self._epoch(trainer, budget)}  step {done}/{total}{pct}  "
+              f"{self._metrics(trainer, 'train/')}  {speed:.0f} img/s{eta}", flush=True)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._enabled and not trainer.sanity_checking:
+            print(f"{self._epoch(trainer, budget_left_s(trainer))}  {self._metrics(trainer, 'val/')}", flush=True)
+
+
+class RichBar(RichProgressBar):
+    """Rich's live bar, whose position moves every batch but whose metrics are read (a host-device
+    sync each time) only every ``metrics_every`` batches and at the epoch's end. A run with a time
+    budget (:func:`budget_left_s`) shows ``Epoch 0 · budget 212 s left`` instead of ``Epoch 0/9``,
+    refreshed with the metrics."""
+
+    def __init__(self, metrics_every: int = 50) -> None:
+        super().__init__(refresh_rate=1)
+        self.metrics_every = max(1, int(metrics_every))
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        budget = budget_left_s(self.trainer)
+        if budget is None:
+            return super()._get_train_description(current_epoch)
+        return f"Epoch {current_epoch} · budget {budget:.0f} s left"
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """Lightning's metrics, ``train/loss_step`` and ``train/loss_epoch`` shown once as ``train/loss``."""
+        return one_per_name(super().get_metrics(trainer, pl_module))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if (batch_idx + 1) % self.metrics_every == 0:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            if self.progress is not None and self.train_progress_bar_id is not None:
+                description = self._get_train_description(trainer.current_epoch)
+                style = self.theme.description
+                self.progress.update(self.train_progress_bar_id, description=f"[{style}]{description}" if style else description)
+            return
+        if not self.is_disabled and self.train_progress_bar_id is None:
+            self._initialize_train_progress_bar_id()
+        self._update(self.train_progress_bar_id, batch_idx + 1)
+        self.refresh()
+
+
+def progress_bar(refresh_rate: int = 50) -> ProgressBar:
+    """:class:`RichBar` on a terminal, :class:`LineProgressBar` when stdout goes to a file or pipe;
+    either reads the metrics every ``refresh_rate`` batches."""
+    return RichBar(refresh_rate) if sys.stdout.isatty() else LineProgressBar(refresh_rate)
+
+
+class TrainingDiverged(CifarlabError):
+    """The training loss became NaN or infinite."""
+
+
+class FiniteLossCheck(Callback):
+    """Stop the run with :class:`TrainingDiverged` when the training loss is NaN or infinite.
+
+    Each step folds ``isfinite(loss)`` into a flag on the device (no wait); the flag is read every
+    ``every_n_steps`` steps and at each epoch's end, so a diverged run stops within that many steps.
+    (torchmetrics' ``MeanMetric`` would otherwise drop NaNs silently.) Checkpoints already written stay.
+    """
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        self.every_n_steps = max(1, int(every_n_steps))
+        self._finite: torch.Tensor | None = None
+        self._checked_step = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        finite = torch.isfinite(loss.detach()).all()
+        self._finite = finite if self._finite is None else self._finite & finite
+        if trainer.global_step % self.every_n_steps == 0:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check(trainer)
+
+    def _check(self, trainer: L.Trainer) -> None:
+        if self._finite is not None and not bool(self._finite):
+            raise TrainingDiverged(
+                f"the training loss became NaN or infinite between steps {self._checked_step} and {trainer.global_step} "
+                f"(epoch {trainer.current_epoch}): the run is stopped. Lower the learning rate (model.scheduler.max_lr), "
+                "set trainer.gradient_clip_val, or use trainer.precision=32-true; checkpoints already written are kept."
+            )
+        self._finite, self._checked_step = None, trainer.global_step
+
+
+class AveragedWeightsOnTest:
+    """Mixin for ``WeightAveraging`` callbacks: outside ``fit``, a loaded checkpoint keeps its
+    ``state_dict`` (the averaged weights). Lightning 2.6 reloads the non-averaged
+    ``current_model_state`` whenever the callback still holds an average, so ``trainer.test`` right
+    after ``fit`` would test the raw weights instead of the averaged ones ``last.ckpt`` holds."""
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class EMA(AveragedWeightsOnTest, EMAWeightAveraging):
+    """Lightning's ``EMAWeightAveraging`` (an exponential moving average of the weights, ``decay`` per
+    update), whose averaged weights are also the ones ``trainer.test`` loads from ``last.ckpt``."""
+
+
+def training_progress(trainer: L.Trainer) -> float:
+    """The fraction of training done, in [0, 1]: the learning-rate schedule's own ``progress`` when it
+    has one (:class:`cifarlab.schedules.TimeBudgetOneCycle`: elapsed seconds over the budget), else
+    ``global_step / estimated_stepping_batches``."""
+    for config in trainer.lr_scheduler_configs:
+        progress = getattr(config.scheduler, "progress", None)
+        if progress is not None:
+            return float(progress)
+    return trainer.global_step / max(1, trainer.estimated_stepping_batches)
+
+
+class Lookahead(AveragedWeightsOnTest, WeightAveraging):
+    """airbench94's lookahead (K. Jordan 2024; M. Zhang et al., "Lookahead Optimizer", 2019) on Lightning's
+    ``WeightAveraging``: every ``every_n_steps`` steps the slow weights move towards the fast ones,
+    ``slow += (1 - decay) (fast - slow)`` with ``decay = base_decay * progress ** 3`` (progress: see
+    :func:`training_progress`, so under a time budget the decay follows the clock), then the fast
+    weights are reset to the slow ones. Training ends on the slow weights, which ``last.ckpt`` holds.
+    BatchNorm statistics are averaged with the weights, as in airbench.
+
+    The update is a foreach lerp and copy on the device; it never waits on it.
+    """
+
+    def __init__(self, every_n_steps: int = 5, base_decay: float = 0.95 ** 5) -> None:
+        super().__init__(use_buffers=True)
+        self.every_n_steps, self.base_decay = every_n_steps, base_decay
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return False  # the lookahead step below replaces WeightAveraging's own updates
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        if step % self.every_n_steps:
+            return
+        decay = self.base_decay * training_progress(trainer) ** 3
+        pairs = [(a, c) for a, c in zip(
+            itertools.chain(self._average_model.module.parameters(), self._average_model.module.buffers()),
+            itertools.chain(pl_module.parameters(), pl_module.buffers())) if a.is_floating_point()]
+        slow, fast = [a.data for a, _ in pairs], [c.data for _, c in pairs]
+        torch._foreach_lerp_(slow, fast, 1 - decay)
+        torch._foreach_copy_(fast, slow)
+
+
+class WhiteningBiasFreeze(Callback):
+    """airbench94's ``whiten_bias_epochs`` (K. Jordan 2024, legacy/airbench94.py): the bias of the
+    network's whitening conv (``net.whiten``) trains for the first ``epochs`` epochs, then is frozen
+    (``requires_grad=False``: no gradient, so SGD neither moves nor decays it). A network without a
+    ``whiten`` layer is left alone."""
+
+    def __init__(self, epochs: int = 3) -> None:
+        self.epochs = int(epochs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        whiten = getattr(getattr(pl_module, "net", None), "whiten", None)
+        if whiten is not None and whiten.bias is not None:
+            whiten.bias.requires_grad_(trainer.current_epoch < self.epochs)
+
+
+class Throughput(Callback):
+    """Training throughput: images and seconds spent in training epochs (data loading, augmentation,
+    forward, backward and optimiser steps; validation and checkpoint writing excluded). On a GPU the
+    clock is read after synchronising the device at each epoch's start and end, so the seconds are
+    those of the work done, not of its launch. Logs ``train/images_per_s`` each epoch.
+
+    Attributes after fit: ``images`` (int), ``seconds`` (float), ``images_per_s`` (float), and
+    ``epoch_images_per_s`` (one float per epoch: the first includes cuDNN's autotuning). A resumed run
+    counts its own process's training only.
+    """
+
+    def __init__(self) -> None:
+        self.images = 0
+        self.seconds = 0.0
+        self.epoch_images_per_s: list[float] = []
+        self._epoch_images = 0
+        self._start = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+    @staticmethod
+    def _clock(pl_module: L.LightningModule) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a run resumed mid-epoch gets no on_train_epoch_start for that epoch: its clock starts here
+        self._start, self._epoch_images = self._clock(pl_module), 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start, self._epoch_images = self._clock(pl_module), 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._epoch_images += len(batch[1]) * trainer.world_size
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seconds = self._clock(pl_module) - self._start
+        self.images += self._epoch_images
+        self.seconds += seconds
+        self.epoch_images_per_s.append(self._epoch_images / seconds if seconds else 0.0)
+        # every rank estimates the job's rate (its images x world size over its seconds); logged: their mean
+        pl_module.log("train/images_per_s", self.images_per_s, on_epoch=True, sync_dist=True)
+
+
+def periodic_checkpoint(dirpath: str | Path, every_n_minutes: float = 10.0) -> ModelCheckpoint:
+    """A ``ModelCheckpoint`` that rewrites ``dirpath/last.ckpt`` every ``every_n_minutes`` of training,
+    mid-epoch too, so a killed run loses at most that much work (``resume=<run dir>`` continues it).
+    Lightning writes checkpoints atomically (to a buffer, then the file in one transaction)."""
+    return ModelCheckpoint(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, save_last=False,
+                           train_time_interval=timedelta(minutes=every_n_minutes), enable_version_counter=False,
+                           save_on_train_epoch_end=False)

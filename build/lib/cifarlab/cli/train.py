@@ -1,0 +1,27 @@
+"""Train a CIFAR-10 classifier: ``cifarlab-train [group=option ...] [key=value ...]``."""
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from cifarlab.cli import CONFIG_PATH
+from cifarlab.errors import exit_on_user_error
+from cifarlab.distributed import ddp_job
+from cifarlab.training import train
+
+SCRIPT = Path(__file__).resolve()  # what Lightning re-runs for each extra DDP rank (cifarlab.distributed)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Returns the held-out validation accuracy (fraction), the objective of Hydra sweepers;
+    ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
+    with exit_on_user_error(), ddp_job(SCRIPT):
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None  # None: called by a test
+        result = train(cfg, overrides=overrides)  # None for lr_find=only
+    return result.val.acc if result is not None and result.val is not None else None
+
+
+if __name__ == "__main__":
+    main()

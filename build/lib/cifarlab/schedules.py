@@ -1,0 +1,103 @@
+"""Learning-rate schedules: one that follows the clock, for CPU presets that must end on time on any
+machine, and the check of a step-counted OneCycle that PyTorch would divide by zero on.
+
+``TimeBudgetOneCycle`` is OneCycle's linear shape (L. N. Smith & N. Topin 2017, as PyTorch's
+``OneCycleLR`` with ``anneal_strategy="linear"``) with progress measured as elapsed seconds over a
+budget instead of steps over a total: a 65 images/s CPU and a 107 images/s CPU both anneal to the end
+in ``budget_s`` seconds, the faster one having seen more images. The Trainer's ``max_time`` (set to the
+same budget in ``conf/experiment/cpu_quick.yaml``) stops the run there. Runs are not step-for-step
+reproducible: the number of steps depends on the machine's speed.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+from cifarlab.errors import ConfigError
+
+
+class TimeBudgetOneCycle(LRScheduler):
+    """Linear warm-up from ``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of
+    ``budget_s`` seconds, then linear decay to ``max_lr / div_factor / final_div_factor`` at ``budget_s``.
+
+    The clock starts at the first optimiser step (set-up and data loading before it are not counted).
+    Step it once per batch, like ``OneCycleLR``.
+
+    Args:
+        optimizer: the wrapped optimiser; every group gets ``max_lr`` (or its entry of a list).
+        budget_s: training seconds the schedule spans.
+        max_lr: peak learning rate, a float or one per parameter group.
+        pct_start: fraction of the budget spent warming up.
+        div_factor, final_div_factor: as in ``OneCycleLR``.
+        total_steps: accepted (the module passes its step estimate to any scheduler) and unused.
+        clock: seconds source, ``time.monotonic`` by default (tests pass a fake).
+
+    Raises:
+        ValueError: a non-positive budget or a ``pct_start`` outside (0, 1).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, budget_s: float, max_lr: float | list[float],
+                 pct_start: float = 0.25, div_factor: float = 10.0, final_div_factor: float = 100.0,
+                 total_steps: int | None = None, clock=time.monotonic) -> None:
+        if budget_s <= 0 or not 0 < pct_start < 1:
+            raise ValueError(f"model.scheduler.budget_s={budget_s} must be > 0 and model.scheduler.pct_start={pct_start} in (0, 1)")
+        groups = len(optimizer.param_groups)
+        self.max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * groups
+        self.budget_s, self.pct_start = budget_s, pct_start
+        self.div_factor, self.final_div_factor = div_factor, final_div_factor
+        self.clock = clock
+        self.started_at: float | None = None
+        super().__init__(optimizer)
+
+    @property
+    def progress(self) -> float:
+        """Elapsed fraction of the budget, in [0, 1]; 0 before the first step."""
+        if self.started_at is None:
+            return 0.0
+        return min(1.0, (self.clock() - self.started_at) / self.budget_s)
+
+    def state_dict(self) -> dict:
+        """The schedule's state without the clock (a function) and with the elapsed seconds instead of
+        a clock reading, so checkpoints load under ``weights_only`` and a resumed run continues the budget."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "clock", "started_at")}
+        state["elapsed_s"] = None if self.started_at is None else self.clock() - self.started_at
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        elapsed = state.pop("elapsed_s", None)
+        self.__dict__.update(state)
+        self.started_at = None if elapsed is None else self.clock() - elapsed
+
+    def factor(self, progress: float) -> float:
+        """The learning rate over ``max_lr`` at ``progress`` in [0, 1]."""
+        start, end = 1 / self.div_factor, 1 / self.div_factor / self.final_div_factor
+        if progress < self.pct_start:
+            return start + (1 - start) * progress / self.pct_start
+        return 1 + (end - 1) * (progress - self.pct_start) / (1 - self.pct_start)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch >= 1 and self.started_at is None:
+            self.started_at = self.clock()
+        return [max_lr * self.factor(self.progress) for max_lr in self.max_lrs]
+
+
+def check_one_cycle_phases(total_steps: int, pct_start: float, three_phase: bool = False) -> None:
+    """Refuse a OneCycle schedule with a phase of zero steps, on which PyTorch's ``OneCycleLR``
+    divides by zero (e.g. 4 steps with ``pct_start=0.25``: a warm-up of 0 steps). Shorter phases
+    that do not divide by zero, as in a 1-step ``fast_dev_run``, are left to run.
+
+    Raises:
+        ConfigError: naming the step count and the phases.
+    """
+    warmup_end = float(pct_start * total_steps) - 1
+    ends = [warmup_end, 2 * warmup_end, total_steps - 1] if three_phase else [warmup_end, total_steps - 1]
+    lengths = [ends[0]] + [b - a for a, b in zip(ends, ends[1:])]
+    if 0 in lengths:
+        raise ConfigError(
+            f"OneCycleLR cannot schedule {total_steps} steps with model.scheduler.pct_start={pct_start}: its phases "
+            f"would last {', '.join(f'{n:g}' for n in lengths)} steps. Train for more steps (a larger data.subset "
+            "or more trainer.max_epochs) or change model.scheduler.pct_start."
+        )

@@ -1,0 +1,263 @@
+"""Experiment wiring for ``train.py``: config -> data, model, trainer -> [LR range test] -> fit
+(or resume) -> test once -> ``metrics.json`` (a :class:`~cifarlab.rundir.TrainResult`)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import get_object, instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.console import Console
+from rich.table import Table
+
+from cifarlab import provenance
+from cifarlab.callbacks import Throughput
+from cifarlab.data import CIFAR10DataModule
+from cifarlab.distributed import requeued_checkpoint
+from cifarlab.errors import ConfigError
+from cifarlab.lr_finder import find_lr
+from cifarlab.module import ImageClassifier
+from cifarlab.tracking import (check_logger_packages, hydra_record, log_final, log_params, tensorboard_hparams,
+                               tracker_params)
+from cifarlab.validation import check_ranges
+from cifarlab.resume import resumed_config
+from cifarlab.rundir import HeldOutScores, RunDir, TestedCheckpoint, TestScores, TrainResult
+
+log = logging.getLogger(__name__)
+# Lightning warns on a mid-epoch resume unless the loader has state_dict/load_state_dict. Ours resume
+# the epoch from the trainer's own progress counters (cifarlab.data.sampling.batches_done_this_epoch).
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+
+
+def build_module(cfg: DictConfig) -> ImageClassifier:
+    """The LightningModule of ``cfg.model`` (its network, optimiser, scheduler and loss stay specs that it
+    instantiates itself, and saves as hyperparameters); a fit gives it the data's normalisation."""
+    return instantiate(cfg.model, _recursive_=False)
+
+
+def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback]) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the callbacks of ``cfg.callbacks`` and loggers of ``cfg.logger``."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + extra_callbacks
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
+
+
+def keep_selection_off_the_test_set(cfg: DictConfig) -> None:
+    """With ``data.val_size=0`` the validation set *is* the test set, so nothing may be chosen on it:
+    checkpoints that monitor a metric keep ``last.ckpt`` only (no best-on-test file), and early
+    stopping is refused. Edits ``cfg.callbacks`` in place.
+
+    Raises:
+        ConfigError: an ``EarlyStopping`` callback with ``data.val_size=0``.
+    """
+    if cfg.data.val_size:
+        return
+    for name, spec in (cfg.get("callbacks") or {}).items():
+        target = get_object(spec._target_)
+        target = target if isinstance(target, type) else None
+        if target is not None and issubclass(target, EarlyStopping):
+            raise ConfigError(
+                f"callbacks.{name} stops early on {spec.get('monitor')} while data.val_size=0 makes the validation set "
+                "the test set: that would select the stopping epoch on the test set. Hold out training images "
+                "(data.val_size=5000) or drop early stopping (callbacks=default)."
+            )
+        if target is not None and issubclass(target, ModelCheckpoint) and spec.get("monitor"):
+            with open_dict(spec):
+                spec.monitor, spec.save_top_k = None, 0
+
+
+def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, str]:
+    """Which weights to test, once: (ckpt_path for ``trainer.test``, ``"last"`` | ``"best"`` | ``"in_memory"``).
+
+    With the test set as validation (``val_size == 0``) the final weights (``last.ckpt``): a
+    checkpoint chosen by its test accuracy would be selection on the test set. With a held-out
+    validation split, the best-on-validation checkpoint. A resumed run that wrote no checkpoint in this
+    process, and whose callback forgot the paths (its run dir was moved), tests the ``last.ckpt`` it resumed.
+    """
+    checkpoint = trainer.checkpoint_callback
+    if trainer.fast_dev_run or not isinstance(checkpoint, ModelCheckpoint):
+        return None, "in_memory"
+    if checkpoint.monitor is None or val_size == 0 or not checkpoint.best_model_path:
+        resumed = Path(checkpoint.dirpath) / "last.ckpt" if checkpoint.dirpath else None
+        return checkpoint.last_model_path or checkpoint.best_model_path or (
+            str(resumed) if resumed and resumed.is_file() else None), "last"
+    return checkpoint.best_model_path, "best"
+
+
+def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
+                      ckpt_path: str | None) -> HeldOutScores | None:
+    """The tested weights (``ckpt_path``, or those in memory) on the held-out validation split;
+    ``None`` with ``data.val_size=0``, where validation is the test set and no score may be chosen on it.
+
+    ``trainer.limit_val_batches=0`` switches off per-epoch validation, not this measurement:
+    the whole split is then used.
+    """
+    if datamodule.hparams.val_size == 0:
+        return None
+    if trainer.limit_val_batches == 0:
+        trainer.limit_val_batches = 1.0
+    scores = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
+    return HeldOutScores(acc=float(scores["val/acc"]), loss=float(scores["val/loss"]))
+
+
+def run_test(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule, ckpt_path: str | None,
+             tta: str) -> TestScores:
+    """The tested weights on the 10,000 test images, once."""
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
+    acc_tta = tested.get("test/acc_tta")
+    return TestScores(acc=float(tested["test/acc"]), loss=float(tested["test/loss"]), images=len(datamodule.test_set),
+                      tta=tta, acc_tta=None if acc_tta is None else float(acc_tta))
+
+
+def print_summary(result: TrainResult) -> None:
+    """The run's results as a rich table on the console."""
+    table = Table(title=f"cifarlab: {result.model} on {result.dataset}", show_header=False)
+    test, tested = result.test, result.tested_checkpoint
+    rows = []
+    if result.val:
+        rows.append(("held-out validation accuracy", f"{100 * result.val.acc:.2f} %"))
+    if test is None:
+        rows.append(("test accuracy", "not measured (test=false)"))
+    else:
+        rows.append(("test accuracy", f"{100 * test.acc:.2f} %"))
+        if test.acc_tta is not None:
+            rows.append((f"test accuracy, TTA {test.tta}", f"{100 * test.acc_tta:.2f} %"))
+        rows.append(("test loss", f"{test.loss:.4f}"))
+    rows += [
+        ("tested" if test else "final weights", f"{tested.which} ({tested.path})"),
+        ("epochs / steps", f"{result.epochs} / {result.global_step}"),
+        ("training throughput", f"{result.images_per_s:.0f} images/s"),
+        ("training time", f"{result.train_seconds:.1f} s (+ {result.compile_seconds:.1f} s compiling)"),
+        ("fit + test time", f"{result.fit_seconds + result.test_seconds:.1f} s"),
+        ("wall time", f"{result.wall_time_s:.1f} s"),
+        ("output dir", result.output_dir),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult | None:
+    """Train ``cfg.model`` on CIFAR-10, test it once and write ``metrics.json`` to ``cfg.paths.output_dir``.
+
+    ``lr_find=only`` runs the LR range test alone (``lr_finder.png`` and ``.json``) and returns None; ``lr_find=apply``
+    runs it, then trains with ``model.scheduler.max_lr`` set to its suggestion. ``resume=<run dir>`` (or
+    ``last``) continues that run from its ``last.ckpt`` into the same dir, refusing ``overrides``
+    (the command line's, ``HydraConfig.get().overrides.task``; ``None`` without one) that it would
+    not apply: :func:`cifarlab.resume.resumed_config`. ``overrides`` are also recorded in
+    ``metrics.json``'s ``provenance.command``. ``callbacks`` join those of ``cfg.callbacks`` (objects a
+    config cannot name, such as a benchmark's probe).
+
+    Returns the :class:`~cifarlab.rundir.TrainResult` written to ``metrics.json``: ``test`` is None
+    with ``test=false``, ``val`` (the same weights on the held-out split) None with ``data.val_size=0``.
+
+    Raises:
+        cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2); a
+            number out of range (:func:`cifarlab.validation.check_ranges`) before any data loads.
+    """
+    start = time.perf_counter()
+    code = provenance.git_state()  # the code this process imported, not a commit made while it trains
+    ckpt_to_resume = None
+    if cfg.get("resume"):
+        cfg, ckpt_to_resume = resumed_config(cfg, overrides)
+    check_ranges(cfg)
+    check_logger_packages(cfg.get("logger"))
+    keep_selection_off_the_test_set(cfg)
+    if not cfg.get("test", True) and not cfg.data.val_size:
+        log.warning("test=false with data.val_size=0: this run measures no accuracy (evaluate.py can test it later)")
+    output_dir = Path(cfg.paths.output_dir)
+    run_dir = RunDir(output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule: CIFAR10DataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
+    module = build_module(cfg)
+    throughput = Throughput()
+    trainer = build_trainer(cfg, [throughput, *callbacks])
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if ckpt_to_resume is None:
+            OmegaConf.save(cfg, run_dir.config, resolve=True)
+    ckpt_to_resume = ckpt_to_resume or requeued_checkpoint(run_dir)  # a requeued SLURM job continues
+    # a continued run keeps the max_lr its first start chose (config.yaml holds it)
+    lr_find = run_lr_find(cfg, trainer, module, datamodule, output_dir) if cfg.get("lr_find") and not ckpt_to_resume else None
+    if lr_find is not None and cfg.lr_find.mode == "only":
+        return None
+    record = hydra_record(output_dir)
+    log_params(trainer, tracker_params(cfg, record))  # after lr_find=apply has set model.scheduler.max_lr
+    fit_start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_to_resume)
+    fit_seconds = time.perf_counter() - fit_start
+    ckpt_path, which = choose_test_weights(trainer, datamodule.hparams.val_size)
+    held_out = evaluate_held_out(trainer, module, datamodule, ckpt_path)
+    test_start = time.perf_counter()
+    test = run_test(trainer, module, datamodule, ckpt_path, cfg.model.tta) if cfg.get("test", True) else None
+    test_seconds = time.perf_counter() - test_start
+    result = TrainResult(
+        model=cfg.model.net._target_.rsplit(".", 1)[-1],
+        norm=cfg.model.net.get("norm"),
+        dataset="CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
+        seed=cfg.seed,
+        test=test,
+        val=held_out,
+        tested_checkpoint=TestedCheckpoint(which, None if ckpt_path is None else os.path.relpath(ckpt_path, output_dir)),
+        validation="none" if trainer.limit_val_batches == 0 else ("test_set" if datamodule.hparams.val_size == 0 else "held_out"),
+        val_size=datamodule.hparams.val_size,
+        resumed=ckpt_to_resume is not None,
+        lr_find=lr_find,
+        max_lr=(cfg.model.get("scheduler") or {}).get("max_lr"),
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        train_images=len(datamodule.train_set),
+        world_size=trainer.world_size,
+        images_per_s=throughput.images_per_s,
+        epoch_images_per_s=throughput.epoch_images_per_s,
+        train_seconds=throughput.seconds,
+        compile_seconds=module.compile_seconds,
+        fit_seconds=fit_seconds,
+        test_seconds=test_seconds,
+        wall_time_s=time.perf_counter() - start,
+        augment_on=datamodule.hparams.augment_on,
+        precision=str(trainer.precision),
+        accelerator=type(trainer.accelerator).__name__,
+        data={"root": str(datamodule.hparams.root), "mean": datamodule.mean, "std": datamodule.std,
+              "checksum": datamodule.checksum.to_dict()},
+        output_dir=str(output_dir),
+        provenance=provenance.collect(on_cuda=trainer.strategy.root_device.type == "cuda", overrides=overrides, code=code),
+    )
+    if trainer.is_global_zero:
+        scores = {"test": result.test, "val": result.val}
+        log_final(trainer, tensorboard_hparams(cfg, record),
+                  {f"hp/{split}_acc": score.acc for split, score in scores.items() if score is not None})
+        result.write(run_dir.metrics)
+        print_summary(result)
+    return result
+
+
+def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
+                output_dir: Path) -> dict:
+    """The LR range test of ``cfg.lr_find``; with ``mode: apply`` the suggestion becomes OneCycle's
+    ``model.scheduler.max_lr`` (in the module and in ``cfg``, so ``config.yaml`` and ``metrics.json`` record it).
+
+    Raises:
+        ConfigError: ``apply`` without a scheduler that takes ``max_lr``; see :func:`cifarlab.lr_finder.find_lr`.
+    """
+    spec = cfg.lr_find
+    if spec.mode == "apply" and "max_lr" not in (cfg.model.get("scheduler") or {}):
+        raise ConfigError("lr_find=apply sets model.scheduler.max_lr, but this run's scheduler has none: "
+                          "use scheduler=onecycle")
+    found = find_lr(trainer, module, datamodule, output_dir, spec.min_lr, spec.max_lr, spec.num_steps,
+                    spec.early_stop_threshold)
+    Console().print(f"LR range test: suggested learning rate {found.suggested_lr:.3g} "
+                    f"({found.steps_run} steps; {output_dir / 'lr_finder.png'})", highlight=False)
+    if spec.mode == "apply":
+        module.hparams.scheduler["max_lr"] = found.suggested_lr
+        with open_dict(cfg):
+            cfg.model.scheduler.max_lr = found.suggested_lr
+        if trainer.is_global_zero:
+            OmegaConf.save(cfg, RunDir(output_dir).config, resolve=True)
+    return {"suggested_lr": found.suggested_lr, "applied": spec.mode == "apply", "steps_run": found.steps_run}
