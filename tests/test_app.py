@@ -247,7 +247,7 @@ def test_model_card_with_eval_dir_has_its_report_and_figures(trained_run: Path, 
     def text(markdown: str) -> list[str]:  # the card's words; the figures it links are shown by the tab itself
         return [line for line in markdown.splitlines() if line and not line.startswith("![")]
 
-    assert text(card) == text((tmp_path / "MODEL_CARD.md").read_text())
+    assert text(card) == text((trained_run / "MODEL_CARD.md").read_text())
     figures = from_report.card_figures()
     assert [caption for _, caption in figures] == ["Reliability diagram", "Accuracy under corruptions"]
     assert [image.shape for image, _ in figures] == [(200, 300, 3), (100, 400, 3)]

@@ -3,6 +3,7 @@ parity with train.py's test, calibration and robustness entries, errors; data_fi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cifarlab.data import CIFAR10DataModule
 from cifarlab.errors import ConfigError
@@ -141,6 +143,28 @@ def test_cli_report_and_errors(trained_run: Path, run: TrainedRun, tmp_path: Pat
     layer = run_script("evaluate.py", f"ckpt_path={trained_run}", "eval.gradcam.target_layer=fc",
                        f"hydra.run.dir={tmp_path / 'l'}")
     assert layer.returncode == 2 and "valid names" in layer.stderr
+
+
+@pytest.mark.slow  # starts a process
+def test_cli_report_lives_with_its_run_and_in_its_tensorboard(trained_run: Path, tmp_path: Path) -> None:
+    """With no hydra.run.dir: the report in <run>/eval/, the card in <run>/, the figures in the run's TensorBoard;
+    the app then finds the report with no eval_dir."""
+    run_dir = shutil.copytree(trained_run, tmp_path / trained_run.name)
+    proc = run_script("evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "eval.num_misclassified=2",
+                      "eval.robustness.enabled=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run_dir / "eval" / "metrics.json").is_file() and (run_dir / "MODEL_CARD.md").is_file()
+    assert "](eval/confusion_matrix.png)" in (run_dir / "MODEL_CARD.md").read_text()
+    assert not (tmp_path / "outputs").exists()
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()["images"]
+    assert {"eval/confusion_matrix", "eval/misclassified", "eval/gradcam_misclassified", "eval/reliability"} <= set(tags)
+    image = events.Images("eval/confusion_matrix")[-1]
+    assert (image.width, image.height) == Image.open(run_dir / "eval" / "confusion_matrix.png").size
+    from cifarlab.app.explorer import Explorer
+
+    assert Explorer(TrainedRun(run_dir)).eval_dir == run_dir / "eval"
 
 
 @pytest.mark.slow  # starts a process

@@ -3,6 +3,7 @@ absolute path; evaluate.py's report writes one."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from cifarlab.reports.config import ReportSettings
 from cifarlab.reports.evaluate import write_report
 from cifarlab.reports.model_card import no_absolute_paths, render_model_card
 from cifarlab.run import TrainedRun
+from cifarlab.rundir import RunDir
 from conftest import CLASSES
 
 SECTIONS = ["## Intended use", "## Data", "## Accuracy", "## Per-class recall", "## Worst confusion pairs",
@@ -99,10 +101,12 @@ def test_absolute_paths_become_their_last_part(text: str, want: str) -> None:
 
 
 @pytest.mark.slow
-def test_evaluate_report_writes_a_model_card(trained_run: Path, tmp_path: Path) -> None:
-    write_report(TrainedRun(trained_run), tmp_path, ReportSettings(num_misclassified=1))
-    card = (tmp_path / "MODEL_CARD.md").read_text()
+def test_evaluate_report_writes_a_model_card_into_the_run_dir(trained_run: Path, tmp_path: Path) -> None:
+    run_dir = shutil.copytree(trained_run, tmp_path / trained_run.name)
+    write_report(TrainedRun(run_dir), RunDir(run_dir).eval, ReportSettings(num_misclassified=1))
+    card = (run_dir / "MODEL_CARD.md").read_text()
+    assert not (run_dir / "eval" / "MODEL_CARD.md").exists()
     assert all(section in card for section in SECTIONS)
-    assert f"run {trained_run.name}" in card and "![confusion matrix](confusion_matrix.png)" in card
+    assert f"run {trained_run.name}" in card and "![confusion matrix](eval/confusion_matrix.png)" in card
     assert "| test accuracy (evaluate.py) |" in card and "overrides were not recorded" in card
     assert str(tmp_path.parent.parent) not in card and not ABSOLUTE.search(card), ABSOLUTE.search(card)

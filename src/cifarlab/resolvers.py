@@ -45,9 +45,22 @@ def run_name(output_dir: str) -> str:
     return f"{path.parent.name}/{path.name}" if path.name.isdigit() else path.name
 
 
+def report_dir(ckpt_path: str | None, fallback: str) -> str:
+    """Where ``evaluate.py`` writes its report: the ``eval/`` folder of the run that ``ckpt_path`` (a run dir,
+    or a ``.ckpt`` in a run's ``checkpoints/``) belongs to; ``fallback`` for a checkpoint outside a run dir."""
+    from cifarlab.rundir import RunDir
+
+    if ckpt_path:
+        path = Path(ckpt_path).expanduser()
+        run = RunDir(path) if path.is_dir() else RunDir.of_checkpoint(path)
+        if run is not None:
+            return str(run.eval)
+    return fallback
+
+
 def register_resolvers() -> None:
     """``${best_precision:ACCELERATOR}``, ``${on_gpu:ACCELERATOR}``, ``${devices_per_node:DEVICES}``,
-    ``${rank_zero:VALUE}``, ``${run_name:OUTPUT_DIR}``, ``${run_suffix:}`` (6 random hex digits, fixed per
+    ``${rank_zero:VALUE}``, ``${run_name:OUTPUT_DIR}``, ``${report_dir:CKPT_PATH,FALLBACK}``, ``${run_suffix:}`` (6 random hex digits, fixed per
     process, so that two runs started in the same second get different output dirs), and for a resumed run's log
     ``${run_dir:RESUME,TASK_NAME,NEW_DIR}`` and ``${hydra_subdir:RESUME,TASK_NAME}`` (:mod:`cifarlab.resume`)."""
     from cifarlab.resume import hydra_subdir_resolver, run_dir_resolver
@@ -57,6 +70,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("devices_per_node", devices_per_node, replace=True)
     OmegaConf.register_new_resolver("rank_zero", rank_zero, replace=True)
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("report_dir", report_dir, replace=True)
     OmegaConf.register_new_resolver("run_suffix", lambda: secrets.token_hex(3), use_cache=True, replace=True)
     OmegaConf.register_new_resolver("run_dir", run_dir_resolver, replace=True)
     OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir_resolver, use_cache=True, replace=True)

@@ -8,7 +8,9 @@ A run dir (``outputs/<task>/runs/<date>_<time>_<id>/``, or a sweep's job dir ``.
     train.log                every start's log
     checkpoints/last.ckpt    what a resume continues, and (without a held-out split) the weights tested
     hpc_ckpt_<n>.ckpt        Lightning's checkpoint when SLURM pre-empts the job (a requeued job continues it)
-    tensorboard/             TensorBoard events
+    tensorboard/             TensorBoard events (evaluate.py adds its figures as images)
+    eval/                    evaluate.py's report (predictions.npz, figures, metrics.json), unless it is told elsewhere
+    MODEL_CARD.md            evaluate.py's model card of the run
     metrics.json             :class:`TrainResult`, written last and atomically: a dir without it is unfinished
 
 Training, resume, requeue, sweeps and :class:`cifarlab.run.TrainedRun` find these files through :class:`RunDir`,
@@ -96,6 +98,15 @@ class RunDir:
     @property
     def tensorboard(self) -> Path:
         return self.path / "tensorboard"
+
+    @property
+    def eval(self) -> Path:
+        """Where ``evaluate.py`` writes the run's report by default, and where compare and the app look for it."""
+        return self.path / "eval"
+
+    @property
+    def model_card(self) -> Path:
+        return self.path / "MODEL_CARD.md"
 
     @property
     def finished(self) -> bool:

@@ -15,7 +15,7 @@ from cifarlab.reports.config import DataRoot
 class AppConfig:
     ckpt_path: Optional[str] = None  # a train.py run dir (its tested checkpoint) or a .ckpt file
     data: DataRoot = field(default_factory=DataRoot)  # data.root: the test set's folder; None: the checkpoint's
-    eval_dir: Optional[str] = None  # an evaluate.py output dir of this checkpoint (its predictions.npz)
+    eval_dir: Optional[str] = None  # an evaluate.py output dir of this checkpoint (its predictions.npz); None: the run's eval/
     server_name: str = "127.0.0.1"
     server_port: int = 7860  # the environment variable GRADIO_SERVER_PORT overrides it
     max_megapixels: float = 40.0  # larger uploads are refused with a message

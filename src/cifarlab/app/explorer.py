@@ -26,6 +26,7 @@ from cifarlab.reports.figures import upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, layer_names, overlay
 from cifarlab.reports.model_card import model_card
 from cifarlab.run import TrainedRun
+from cifarlab.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ class Explorer:
 
     Args:
         run: the run (its ``data_root`` holds the test set of the misclassified tab).
-        eval_dir: an ``evaluate.py`` output dir of the same checkpoint: its ``predictions.npz``
+        eval_dir: an ``evaluate.py`` output dir of the same checkpoint (``None``: the run's own ``eval/``,
+            when it holds a report of this checkpoint): its ``predictions.npz``
             are used instead of predicting the test set here, its ``metrics.json`` (:attr:`report`)
             and figures complete the model card.
         max_megapixels: larger uploads are refused.
@@ -92,21 +94,34 @@ class Explorer:
         self._mistakes: Mistakes | None = None
         self._cams: dict[str, np.ndarray] = {}
         self.data_problem: str | None = None
-        self.eval_dir = Path(eval_dir).expanduser() if eval_dir else None
+        self.eval_dir = Path(eval_dir).expanduser() if eval_dir else self._found_eval_dir()
         self.report: dict | None = None
         try:
             self._test_set = run.test_set()
             if self.eval_dir:
-                self._mistakes = self._read_eval_dir(self.eval_dir)
+                self._mistakes = self._read_eval_dir(self.eval_dir, given=bool(eval_dir))
         except CifarlabError as err:
             self.data_problem = str(err)
             log.warning("misclassified tab: %s", err)
 
-    def _read_eval_dir(self, eval_dir: Path) -> Mistakes:
+    def _found_eval_dir(self) -> Path | None:
+        """The run's own ``eval/`` (evaluate.py's default output) when it holds a report."""
+        found = RunDir(self.run.run_dir).eval if self.run.run_dir else None
+        return found if found is not None and (found / "predictions.npz").is_file() else None
+
+    def _read_eval_dir(self, eval_dir: Path, given: bool) -> Mistakes | None:
         """The misclassified test images from evaluate.py's ``predictions.npz``, checked to be of this
-        checkpoint; keeps its ``metrics.json`` as :attr:`report`."""
+        checkpoint; keeps its ``metrics.json`` as :attr:`report`. The run's own ``eval/`` (not ``given``) of
+        another checkpoint is passed over: the test set is predicted here instead."""
         images, labels = self._test_set
-        self.report, logits, indices = read_report(eval_dir, self.run, labels)
+        try:
+            self.report, logits, indices = read_report(eval_dir, self.run, labels)
+        except CifarlabError as err:
+            if given:
+                raise
+            log.info("the run's report in %s is not of this checkpoint (%s): predicting the test set here", eval_dir, err)
+            self.eval_dir = None
+            return None
         return Mistakes.find(images[indices], labels[indices], logits, indices)
 
     def mistakes(self) -> Mistakes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -17,17 +18,19 @@ from rich.table import Table
 from cifarlab.errors import ConfigError, DataError
 from cifarlab.reports.calibration import calibration_report, calibration_summary, save_reliability_diagram
 from cifarlab.reports.config import EvalConfig, ReportSettings, Target
-from cifarlab.reports.figures import save_confusion_matrix, save_curves, save_grid, upscale
+from cifarlab.reports.figures import log_images_to_tensorboard, save_confusion_matrix, save_curves, save_grid, upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, overlay
 from cifarlab.reports.metrics import classification_report
 from cifarlab.reports.robustness import load_baseline, robustness_table, write_robustness
 from cifarlab.reports.model_card import model_card
 from cifarlab.run import TrainedRun
-from cifarlab.rundir import write_json_atomic
+from cifarlab.rundir import RunDir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "cifarlab.eval/3"
+# The report's figures that also go to the run's TensorBoard (its Images tab), as eval/<name>
+TENSORBOARD_FIGURES = ("confusion_matrix.png", "misclassified.png", "gradcam_misclassified.png", "reliability.png")
 
 
 def caption(index: int, label: int, probs: torch.Tensor, class_names: list[str]) -> str:
@@ -44,8 +47,9 @@ def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_siz
     (N, C) float32, ``labels`` (N,) int64, ``indices`` (N,) int64 test-set positions),
     ``confusion_matrix.png``, ``misclassified.png``, ``misclassified/<index>_<true>_<pred>.png``,
     ``gradcam_misclassified.png``, ``curves.png`` (when the run logged to TensorBoard),
-    ``reliability.png``, ``robustness.png`` (unless ``settings.robustness.enabled`` is false), ``MODEL_CARD.md``
-    (:func:`cifarlab.reports.model_card.render_model_card`), ``metrics.json``.
+    ``reliability.png``, ``robustness.png`` (unless ``settings.robustness.enabled`` is false), ``metrics.json``;
+    and ``MODEL_CARD.md`` (:func:`cifarlab.reports.model_card.render_model_card`) in the run dir (in ``out`` for a
+    checkpoint outside one).
 
     Returns the contents of ``metrics.json`` (schema ``cifarlab.eval/3``, docs/eval-metrics.md):
     accuracies as fractions, seconds, test images per second of inference.
@@ -120,7 +124,12 @@ def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_siz
         "images_per_s": len(labels) / seconds,
         "wall_time_s": time.perf_counter() - start,
     }
-    (out / "MODEL_CARD.md").write_text(model_card(run, results, sorted(f.name for f in out.glob("*.png"))))
+    if run.run_dir and RunDir(run.run_dir).tensorboard.is_dir():
+        step = run.train_metrics.global_step if run.train_metrics else 0
+        log_images_to_tensorboard(RunDir(run.run_dir).tensorboard, {f"eval/{name[:-4]}": out / name for name in TENSORBOARD_FIGURES}, step)
+    card = RunDir(run.run_dir).model_card if run.run_dir else out / "MODEL_CARD.md"
+    figures = sorted(os.path.relpath(f, card.parent) for f in out.glob("*.png"))
+    card.write_text(model_card(run, results, figures))
     write_json_atomic(out / "metrics.json", results)
     return results
 

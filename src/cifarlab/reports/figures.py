@@ -66,3 +66,15 @@ def save_curves(series: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) ->
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def log_images_to_tensorboard(log_dir: Path, images: dict[str, Path], step: int) -> None:
+    """Add each PNG of ``images`` (tag -> file; missing files are skipped) to the TensorBoard event files in
+    ``log_dir`` at ``step``, as RGB images (TensorBoard's Images tab, beside the run's curves)."""
+    from PIL import Image
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(log_dir=str(log_dir)) as writer:
+        for tag, path in images.items():
+            if Path(path).is_file():
+                writer.add_image(tag, np.asarray(Image.open(path).convert("RGB")), step, dataformats="HWC")

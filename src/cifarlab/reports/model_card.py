@@ -38,8 +38,9 @@ def table(header: Sequence[str], rows: list[Sequence[object]]) -> list[str]:
 
 
 def figure(name: str, caption: str, figures: Sequence[str]) -> list[str]:
-    """A markdown image line for ``name`` when it is among ``figures`` (files beside the card)."""
-    return ["", f"![{caption}]({name})"] if name in figures else []
+    """A markdown image line for the file ``name`` when one of ``figures`` (paths relative to the card) is it."""
+    path = next((f for f in figures if Path(f).name == name), None)
+    return ["", f"![{caption}]({path})"] if path else []
 
 
 def intended_use(class_names: Sequence[str]) -> list[str]:
@@ -220,8 +221,8 @@ def render_model_card(config: dict | None, train: dict | None, evaluation: dict 
         overrides: ``.hydra/overrides.yaml`` (the train command's overrides); None: not recorded.
         class_names: the classes, in order (default: those of ``evaluation``'s ``per_class``).
         run_name: the run dir's name (never its path).
-        figures: file names beside the card to show (``confusion_matrix.png``, ``reliability.png``,
-            ``robustness.png``).
+        figures: figure files to show, relative to the card (``eval/confusion_matrix.png``, ``eval/reliability.png``,
+            ``eval/robustness.png``).
 
     Sections: intended use, data, accuracy, per-class recall, worst confusion pairs, calibration,
     robustness, hardware, time, how to reproduce.
