@@ -102,3 +102,25 @@ def test_train_py_without_the_package_exits_2(cifar_root: Path, tmp_path: Path) 
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "error: logger.mlflow" in proc.stderr and "pip install -e '.[mlflow]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("logger,key", [("csv", "csv"), ("mlflow", "mlflow"), ("wandb", "wandb")])
+def test_a_tracker_is_added_to_tensorboard(logger: str, key: str) -> None:
+    assert sorted(compose_train([f"logger={logger}"]).logger) == sorted(["tensorboard", key])
+    assert sorted(compose_train([f"logger=[tensorboard,{logger}]"]).logger) == sorted(["tensorboard", key])
+
+
+@pytest.mark.slow  # a multirun of two jobs in one process
+def test_each_job_of_a_multirun_is_its_own_wandb_run(cifar_root: Path, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("wandb", reason="wandb is an extra: pip install -e '.[wandb]' (make install-dev)")
+    for variable, folder in (("WANDB_CONFIG_DIR", "wandb-config"), ("WANDB_CACHE_DIR", "wandb-cache"),
+                             ("WANDB_DATA_DIR", "wandb-data")):
+        monkeypatch.setenv(variable, str(tmp_path / folder))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    proc = run_script("train.py", "-m", *tiny_overrides(cifar_root), "data.subset=40", "trainer.max_epochs=1",
+                      "logger=wandb", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [list((tmp_path / "sweep" / job / "wandb").glob("offline-run-*")) for job in ("0", "1")]
+    assert [len(r) for r in runs] == [1, 1], runs
+    assert runs[0][0].name.rsplit("-", 1)[-1] != runs[1][0].name.rsplit("-", 1)[-1]  # two run ids
+    assert all(list((tmp_path / "sweep" / job / "tensorboard").glob("events.*")) for job in ("0", "1"))

@@ -16,7 +16,7 @@ from typing import Any
 
 import lightning as L
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from cifarlab.errors import ConfigError
@@ -125,10 +125,13 @@ def log_params(trainer: L.Trainer, params: dict[str, Any]) -> None:
 def log_final(trainer: L.Trainer, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
     """The final ``metrics`` (``hp/test_acc``, ``hp/val_acc`` as fractions) to every logger, with
     ``hparams`` (:func:`tensorboard_hparams`) as TensorBoard's HParams row; then close each logger
-    (MLflow logs the checkpoints then, with ``log_model: true``)."""
+    (MLflow logs the checkpoints then, with ``log_model: true``), and end the W&B run: the next job of a multirun,
+    in the same process, then starts a W&B run of its own instead of Lightning's reusing this one."""
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(hparams, metrics)
         else:
             logger.log_metrics(metrics, step=trainer.global_step)
         logger.finalize("success")
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
