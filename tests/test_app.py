@@ -14,7 +14,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from cifarlab.app.explorer import DISPLAY, MAX_SHOWN, Explorer
-from cifarlab.app.ui import build_app, launch, resolve_port
+from cifarlab.app.ui import build_app, launch
 from cifarlab.app.uploads import read_upload, to_cifar, to_rgb
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.examples import CLASS_NAMES, TEST_INDICES, example_paths
@@ -254,14 +254,14 @@ def test_model_card_with_eval_dir_has_its_report_and_figures(trained_run: Path, 
     build_app(from_report)
 
 
-def test_port_comes_from_the_config_unless_gradio_server_port_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
-    assert resolve_port(7860) == 7860
-    monkeypatch.setenv("GRADIO_SERVER_PORT", "8123")
-    assert resolve_port(7860) == 8123
-    monkeypatch.setenv("GRADIO_SERVER_PORT", "http")
-    with pytest.raises(ConfigError, match="not a port number"):
-        resolve_port(7860)
+def test_without_a_port_gradio_serves_on_gradio_server_port(explorer: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.setenv("GRADIO_SERVER_PORT", str(port))
+    demo = launch(build_app(explorer), "127.0.0.1", None, block=False)
+    try:
+        assert demo.server_port == port
+    finally:
+        demo.close()
 
 
 def test_a_taken_port_is_a_clear_error(explorer: Explorer) -> None:

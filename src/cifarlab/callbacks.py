@@ -1,4 +1,4 @@
-"""Lightning callbacks of our own: progress bars that read metrics only when they refresh, a
+"""Lightning callbacks of our own: a progress bar of whole lines for log files and Lightning's rich bar with the budget's text, a
 throughput meter, a NaN-loss stop that does not wait on the device every step, and airbench's
 lookahead on Lightning's ``WeightAveraging`` and whitening-bias freeze. It is one module because each
 callback is small (a few dozen lines) and ``conf/callbacks`` names them all by this one path."""
@@ -112,15 +112,9 @@ class LineProgressBar(ProgressBar):
             print(f"{self._epoch(trainer, budget_left_s(trainer))}  {self._metrics(trainer, 'val/')}", flush=True)
 
 
-class RichBar(RichProgressBar):
-    """Rich's live bar, whose position moves every batch but whose metrics are read (a host-device
-    sync each time) only every ``metrics_every`` batches and at the epoch's end. A run with a time
-    budget (:func:`budget_left_s`) shows ``Epoch 0 · budget 212 s left`` instead of ``Epoch 0/9``,
-    refreshed with the metrics."""
-
-    def __init__(self, metrics_every: int = 50) -> None:
-        super().__init__(refresh_rate=1)
-        self.metrics_every = max(1, int(metrics_every))
+class BudgetRichProgressBar(RichProgressBar):
+    """Lightning's ``RichProgressBar(refresh_rate=...)``; a run with a time budget (:func:`budget_left_s`) shows
+    ``Epoch 0 · budget 212 s left`` where it shows ``Epoch 0/9``."""
 
     def _get_train_description(self, current_epoch: int) -> str:
         budget = budget_left_s(self.trainer)
@@ -128,29 +122,11 @@ class RichBar(RichProgressBar):
             return super()._get_train_description(current_epoch)
         return f"Epoch {current_epoch} · budget {budget:.0f} s left"
 
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        """Lightning's metrics, ``train/loss_step`` and ``train/loss_epoch`` shown once as ``train/loss``."""
-        return one_per_name(super().get_metrics(trainer, pl_module))
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        if (batch_idx + 1) % self.metrics_every == 0:
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-            if self.progress is not None and self.train_progress_bar_id is not None:
-                description = self._get_train_description(trainer.current_epoch)
-                style = self.theme.description
-                self.progress.update(self.train_progress_bar_id, description=f"[{style}]{description}" if style else description)
-            return
-        if not self.is_disabled and self.train_progress_bar_id is None:
-            self._initialize_train_progress_bar_id()
-        self._update(self.train_progress_bar_id, batch_idx + 1)
-        self.refresh()
-
 
 def progress_bar(refresh_rate: int = 50) -> ProgressBar:
-    """:class:`RichBar` on a terminal, :class:`LineProgressBar` when stdout goes to a file or pipe;
-    either reads the metrics every ``refresh_rate`` batches."""
-    return RichBar(refresh_rate) if sys.stdout.isatty() else LineProgressBar(refresh_rate)
+    """:class:`BudgetRichProgressBar` on a terminal, :class:`LineProgressBar` when stdout goes to a file or pipe;
+    either redraws every ``refresh_rate`` batches."""
+    return BudgetRichProgressBar(refresh_rate=refresh_rate) if sys.stdout.isatty() else LineProgressBar(refresh_rate)
 
 
 class TrainingDiverged(CifarlabError):

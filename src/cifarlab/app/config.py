@@ -17,7 +17,7 @@ class AppConfig:
     data: DataRoot = field(default_factory=DataRoot)  # data.root: the test set's folder; None: the checkpoint's
     eval_dir: Optional[str] = None  # an evaluate.py output dir of this checkpoint (its predictions.npz); None: the run's eval/
     server_name: str = "127.0.0.1"
-    server_port: int = 7860  # the environment variable GRADIO_SERVER_PORT overrides it
+    server_port: Optional[int] = None  # None: Gradio's choice, $GRADIO_SERVER_PORT when set, else the first free from 7860
     max_megapixels: float = 40.0  # larger uploads are refused with a message
     max_file_size: Optional[str] = "25mb"  # larger uploads are refused by Gradio before they reach the model
 

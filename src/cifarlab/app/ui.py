@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import html
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -133,25 +132,10 @@ def build_app(explorer: Explorer) -> gr.Blocks:
     return demo
 
 
-def resolve_port(configured: int) -> int:
-    """The port to serve on: ``GRADIO_SERVER_PORT`` when set, else ``configured``.
-
-    Raises:
-        ConfigError: ``GRADIO_SERVER_PORT`` is not a port number.
-    """
-    value = os.environ.get("GRADIO_SERVER_PORT", "").strip() or configured
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        port = -1
-    if not 0 < port < 65536:
-        raise ConfigError(f"port {value!r} (GRADIO_SERVER_PORT or server_port) is not a port number (1..65535)")
-    return port
-
-
-def launch(demo: gr.Blocks, server_name: str = "127.0.0.1", port: int = 7860, max_file_size: str | None = "25mb",
+def launch(demo: gr.Blocks, server_name: str = "127.0.0.1", port: int | None = None, max_file_size: str | None = "25mb",
            block: bool = True) -> gr.Blocks:
-    """Serve ``demo`` on ``server_name:port``; returns once the server is up unless ``block``.
+    """Serve ``demo`` on ``server_name:port`` (``None``: Gradio's choice, ``GRADIO_SERVER_PORT`` when it is set, else
+    the first free port from 7860); returns once the server is up unless ``block``.
 
     Raises:
         ConfigError: the port is taken.
@@ -169,7 +153,6 @@ def serve(cfg: AppConfig) -> None:
     """Load the run and serve the app until interrupted (``app.py``'s job); the test set is
     predicted in the background from start-up, so that the misclassified tab is ready when asked."""
     explorer = Explorer(TrainedRun(cfg.ckpt_path, data_root=cfg.data.root), cfg.eval_dir, cfg.max_megapixels)
-    port = resolve_port(cfg.server_port)
     if explorer.data_problem is None:
         threading.Thread(target=explorer.mistakes, name="predict-test-set", daemon=True).start()
-    launch(build_app(explorer), cfg.server_name, port, cfg.max_file_size)
+    launch(build_app(explorer), cfg.server_name, cfg.server_port, cfg.max_file_size)
