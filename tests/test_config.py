@@ -126,3 +126,17 @@ def test_a_wrong_type_under_the_model_node_fails_at_composition() -> None:
 
     with pytest.raises(ConfigCompositionException, match="model.channels_last"):
         compose_train(["model.channels_last=maybe"])
+
+
+def test_trainer_mps_is_apples_gpu_in_fp32_without_the_cpu_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cifarlab.precision as precision
+
+    def no_probe() -> str:
+        raise AssertionError("the CPU probe ran for MPS")
+
+    monkeypatch.setattr(precision, "cpu_precision", no_probe)
+    cfg = compose_train(["trainer=mps"])
+    assert (cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.precision) == ("mps", 1, "32-true")
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision.torch.backends.mps, "is_available", lambda: True)
+    assert precision.best_precision("auto") == "32-true"

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 from lightning.pytorch.tuner import Tuner
 
 from cifarlab.errors import ConfigError
 from cifarlab.rundir import write_json_atomic
+
+if TYPE_CHECKING:
+    from lightning.pytorch.tuner.lr_finder import _LRFinder  # what Tuner.lr_find returns
 
 
 @dataclass
@@ -55,20 +59,20 @@ def suggest(lr: list[float], loss: list[float], skip_begin: int = 10) -> float:
     return lr[best] / 10
 
 
-def write_lr_finder(result: LRFinderResult, output_dir: Path, title: str = "LR range test") -> None:
-    """``lr_finder.png`` (loss against learning rate, log x axis, both suggestions marked) and
-    ``lr_finder.json`` (the curve and the suggestions) in ``output_dir``."""
+def write_lr_finder(finder: "_LRFinder", result: LRFinderResult, output_dir: Path, title: str = "LR range test") -> None:
+    """``lr_finder.png`` and ``lr_finder.json`` (the curve and the suggestions) in ``output_dir``. The figure is
+    Lightning's ``plot(suggest=True)`` (loss against learning rate, log x axis, the steepest descent as a red
+    point), with what it lacks: the suggested ``max_lr`` (lowest loss / 10) marked, a legend and a title."""
     from matplotlib.figure import Figure
 
     output_dir.mkdir(parents=True, exist_ok=True)
     figure = Figure(figsize=(7, 4.5))
     axes = figure.subplots()
-    axes.plot(result.lr, result.loss, color="tab:blue")
+    finder.plot(suggest=True, ax=axes)
     axes.axvline(result.suggested_lr, color="tab:red", linestyle="--",
                  label=f"suggested max_lr {result.suggested_lr:.3g} (lowest loss / 10)")
     if result.steepest_lr:
-        axes.axvline(result.steepest_lr, color="tab:grey", linestyle=":", label=f"steepest descent {result.steepest_lr:.3g}")
-    axes.set_xscale("log")
+        axes.plot([], [], "o", color="red", label=f"steepest descent {result.steepest_lr:.3g} (Lightning)")
     axes.set_xlabel("learning rate (log scale)")
     axes.set_ylabel("training loss (smoothed)")
     axes.set_title(f"{title}: {result.steps_run} steps")
@@ -104,5 +108,5 @@ def find_lr(trainer: L.Trainer, module: L.LightningModule, datamodule: L.Lightni
     result = LRFinderResult(suggest(lr, loss), None if steepest is None else float(steepest), lr, loss,
                             min_lr, max_lr, num_steps)
     if trainer.is_global_zero:
-        write_lr_finder(result, output_dir)
+        write_lr_finder(finder, result, output_dir)
     return result

@@ -99,10 +99,19 @@ def on_gpu(accelerator: str = "auto") -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
+def on_mps(accelerator: str = "auto") -> bool:
+    """Whether the Lightning ``accelerator`` resolves to Apple's MPS (``mps``, or ``auto`` on a Mac without CUDA),
+    a device of its own: its speed says nothing of the CPU's, so the CPU probe does not decide for it."""
+    return accelerator == "mps" or (accelerator == "auto" and not torch.cuda.is_available()
+                                    and torch.backends.mps.is_available())
+
+
 def best_precision(accelerator: str = "auto") -> str:
     """Lightning precision for the device ``accelerator`` resolves to: ``bf16-mixed`` on GPUs with bf16
-    (Ampere and later), ``16-mixed`` on older GPUs, and on CPUs the faster of ``32-true`` and
-    ``bf16-mixed`` as measured by :func:`cpu_precision`."""
+    (Ampere and later), ``16-mixed`` on older GPUs, ``32-true`` on Apple's MPS (autocast there is not measured
+    by this project), and on CPUs the faster of ``32-true`` and ``bf16-mixed`` as measured by :func:`cpu_precision`."""
     if on_gpu(accelerator):
         return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
+    if on_mps(accelerator):
+        return "32-true"
     return cpu_precision()
