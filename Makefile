@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# the folder holding cifar-10-batches-py/: $CIFARLAB_DATA, else data/ in the checkout (CI: DATA=../shared/data)
+# the folder holding cifar-10-batches-py/: $CIFARLAB_DATA, else data/ in the checkout (CI: make test-full DATA=<folder>)
 DATA   ?= $(or $(CIFARLAB_DATA),data)
 EXPERIMENT ?= cpu_airbench
 FORMAT ?= onnx
@@ -51,7 +51,7 @@ sweep: install  ## example multirun: both models, fast_dev_run
 seeds: install $(DATA)/cifar-10-batches-py/test_batch  ## seed=0,1,2 of a preset (EXPERIMENT=cpu_airbench): summary.md with mean ± std in the sweep dir
 	$(PY) train.py -m experiment=$(EXPERIMENT) seed=0,1,2 $(ARGS)
 
-evaluate: install  ## test report of a run: predictions.npz, metrics, misclassified and GradCAM grids, curves (CKPT=run dir or .ckpt)
+evaluate: install  ## test report of a run into <run>/eval/ (predictions.npz, metrics, misclassified and GradCAM grids, curves), MODEL_CARD.md (CKPT=run dir or .ckpt)
 	$(PY) evaluate.py ckpt_path=$(CKPT) $(ARGS)
 
 predict: install  ## top-k classes of your own images: predictions.csv (CKPT=run dir or .ckpt, INPUTS=folder, glob or file)
@@ -66,7 +66,7 @@ compare: install  ## is B better than A? two runs or seed groups (A=..., B=... r
 data-figures: install $(DATA)/cifar-10-batches-py/test_batch  ## samples.png and augmentations.png of the training data (no checkpoint)
 	$(PY) data_figures.py $(ARGS)
 
-app: install  ## start the Gradio app on a checkpoint (CKPT=... run dir or .ckpt; http://127.0.0.1:7860)
+app: install  ## start the Gradio app on a checkpoint (CKPT=... run dir or .ckpt; http://127.0.0.1:7860, or the next free port)
 	$(PY) app.py ckpt_path=$(CKPT) $(ARGS)
 
 browser:  ## Debian's chromium for the browser test (apt-get as root; without it that test skips); .ci/run calls it

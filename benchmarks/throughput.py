@@ -19,7 +19,7 @@ Protocol (all figures images/s, higher is better):
   minutes apart on a 2-core VM), and unpaired figures taken a minute apart drift with it; paired
   ones see the same machine.
 
-Run: ``make bench`` (CPU) or ``python benchmarks/throughput.py --data-root /tmp/data`` on a GPU.
+Run: ``make bench`` (CPU) or ``python benchmarks/throughput.py --data-root <data>`` on a GPU (``bash benchmarks/gpu_runs.sh bench``).
 """
 from __future__ import annotations
 
@@ -39,12 +39,13 @@ from rich.console import Console
 from rich.table import Table
 
 import cifarlab  # noqa: F401  (registers the resolvers)
+import cifarlab.conf
 from cifarlab.precision import best_precision
 from cifarlab.data.augment import BatchContext, DeviceAugment
 from cifarlab.models import AirbenchNet, CustomResNet, ResNet18
 from cifarlab.training import train
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(cifarlab.conf.__file__).parent  # the package's configs (src/cifarlab/conf/ in a checkout)
 MODELS = {"custom_resnet": CustomResNet, "resnet18": ResNet18, "airbench": AirbenchNet}
 PAGE_AUGMENT = [
     {"_target_": "albumentations.PadIfNeeded", "min_height": 40, "min_width": 40, "border_mode": 4},

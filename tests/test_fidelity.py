@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from cifarlab.callbacks import WhiteningBiasFreeze, training_progress
+from cifarlab.schedules import TimeBudgetOneCycle
 from cifarlab.module import ImageClassifier
 from cifarlab.training import train
 from conftest import compose_train, run_script, tiny_overrides
@@ -32,7 +33,7 @@ class BiasGradients(L.Callback):
 def test_the_whitening_bias_stops_training_after_its_epochs(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(["experiment=speedrun"] + tiny_overrides(cifar_root) + [
         "model.compile=false", "data.subset=40", "trainer.max_steps=-1", "trainer.max_epochs=5",
-        "callbacks.whitening_bias_freeze.epochs=3", "model.scheduler.pct_start=0.3", "test=false"], tmp_path)
+        "callbacks.whitening_bias_freeze.fraction=0.6", "model.scheduler.pct_start=0.3", "test=false"], tmp_path)
     probe = BiasGradients()
     from cifarlab import training
 
@@ -42,12 +43,50 @@ def test_the_whitening_bias_stops_training_after_its_epochs(cifar_root: Path, tm
         train(cfg)
     finally:
         training.build_trainer = original
-    assert probe.has_grad == [True, True, True, False, False]
+    assert probe.has_grad == [True, True, True, False, False]  # 2 steps an epoch: frozen from step 6 of 10
+
+
+def progress_trainer(progress: float, epoch: int = 0) -> SimpleNamespace:
+    schedule = SimpleNamespace(progress=progress)
+    return SimpleNamespace(lr_scheduler_configs=[SimpleNamespace(scheduler=schedule)], current_epoch=epoch)
+
+
+@pytest.mark.parametrize("budget_s", [60, 3600])
+def test_the_whitening_bias_freezes_at_the_same_fraction_of_a_short_and_a_long_budget(budget_s: float) -> None:
+    clock = [0.0]
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = TimeBudgetOneCycle(optimizer, budget_s=budget_s, max_lr=1.0, clock=lambda: clock[0])
+    trainer = SimpleNamespace(lr_scheduler_configs=[SimpleNamespace(scheduler=schedule)], current_epoch=0)
+    module = SimpleNamespace(net=SimpleNamespace(whiten=torch.nn.Conv2d(3, 24, 2)))
+    freeze, trained = WhiteningBiasFreeze(fraction=0.3), []
+    for second in range(0, 100):
+        clock[0] = second / 100 * budget_s
+        optimizer.step()
+        schedule.step()
+        freeze.on_train_batch_start(trainer, module, None, second)
+        trained.append(module.net.whiten.bias.requires_grad)
+    assert trained.index(False) == 30 and not any(trained[30:])  # 30 % of either budget gone at step 30
+
+
+def test_a_run_resumed_mid_epoch_past_the_freeze_is_frozen_from_its_first_step() -> None:
+    module = SimpleNamespace(net=SimpleNamespace(whiten=torch.nn.Conv2d(3, 24, 2)))
+    WhiteningBiasFreeze(fraction=0.3).on_train_batch_start(progress_trainer(0.45, epoch=1), module, None, 57)
+    assert not module.net.whiten.bias.requires_grad
+    WhiteningBiasFreeze(fraction=0.3).on_train_batch_start(progress_trainer(0.1), module, None, 3)
+    assert module.net.whiten.bias.requires_grad
+
+
+def test_configs_written_with_epochs_still_freeze_by_epoch() -> None:
+    module = SimpleNamespace(net=SimpleNamespace(whiten=torch.nn.Conv2d(3, 24, 2)))
+    WhiteningBiasFreeze(epochs=3).on_train_batch_start(progress_trainer(0.9, epoch=2), module, None, 0)
+    assert module.net.whiten.bias.requires_grad
+    WhiteningBiasFreeze(epochs=3).on_train_batch_start(progress_trainer(0.1, epoch=3), module, None, 0)
+    assert not module.net.whiten.bias.requires_grad
 
 
 def test_whitening_bias_freeze_leaves_a_network_without_whitening_alone() -> None:
     module = SimpleNamespace(net=torch.nn.Linear(2, 2))
-    WhiteningBiasFreeze(1).on_train_epoch_start(SimpleNamespace(current_epoch=5), module)
+    WhiteningBiasFreeze(0.1).on_train_batch_start(progress_trainer(0.5, epoch=5), module, None, 0)
     assert module.net.bias.requires_grad
 
 

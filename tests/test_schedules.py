@@ -92,3 +92,18 @@ def test_cpu_name_tells_apart_cpus_that_a_vm_names_alike(tmp_path: Path) -> None
     zen3, zen4 = name(1, ""), name(17, "avx512f avx512_bf16")
     assert zen3 == "AMD EPYC (family 25 model 1 stepping 1; no bf16)"
     assert zen4 == "AMD EPYC (family 25 model 17 stepping 1; avx512_bf16)"
+
+
+def test_without_a_time_budget_the_shape_spans_the_steps() -> None:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = TimeBudgetOneCycle(optimizer, budget_s=None, max_lr=1.0, pct_start=0.25, div_factor=10,
+                                   final_div_factor=10, total_steps=100, clock=lambda: 1 / 0)  # the clock is never read
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[25] == pytest.approx(1.0) and lrs[99] == pytest.approx(0.01 + 0.99 / 75)
+    assert scheduler.progress == 1.0
+    with pytest.raises(ValueError, match="must be > 0"):
+        TimeBudgetOneCycle(optimizer, budget_s=None, max_lr=1.0, total_steps=None)

@@ -6,7 +6,9 @@ machine, and the check of a step-counted OneCycle that PyTorch would divide by z
 budget instead of steps over a total: a 65 images/s CPU and a 107 images/s CPU both anneal to the end
 in ``budget_s`` seconds, the faster one having seen more images. The Trainer's ``max_time`` (set to the
 same budget in ``conf/experiment/cpu_quick.yaml``) stops the run there. Runs are not step-for-step
-reproducible: the number of steps depends on the machine's speed.
+reproducible: the number of steps depends on the machine's speed. With ``budget_s=None`` the same shape
+spans a fixed number of steps (``trainer.max_steps``): a fixed image count, reproducible on any machine, as the
+accuracy-against-images frontier is measured.
 """
 from __future__ import annotations
 
@@ -20,32 +22,34 @@ from cifarlab.errors import ConfigError
 
 class TimeBudgetOneCycle(LRScheduler):
     """Linear warm-up from ``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of
-    ``budget_s`` seconds, then linear decay to ``max_lr / div_factor / final_div_factor`` at ``budget_s``.
+    ``budget_s`` seconds, then linear decay to ``max_lr / div_factor / final_div_factor`` at ``budget_s``;
+    with ``budget_s=None``, over ``total_steps`` steps instead.
 
     The clock starts at the first optimiser step (set-up and data loading before it are not counted).
     Step it once per batch, like ``OneCycleLR``.
 
     Args:
         optimizer: the wrapped optimiser; every group gets ``max_lr`` (or its entry of a list).
-        budget_s: training seconds the schedule spans.
+        budget_s: training seconds the schedule spans; ``None``: it spans ``total_steps`` steps.
         max_lr: peak learning rate, a float or one per parameter group.
         pct_start: fraction of the budget spent warming up.
         div_factor, final_div_factor: as in ``OneCycleLR``.
-        total_steps: accepted (the module passes its step estimate to any scheduler) and unused.
+        total_steps: the module's step estimate (``trainer.estimated_stepping_batches``), used with ``budget_s=None``.
         clock: seconds source, ``time.monotonic`` by default (tests pass a fake).
 
     Raises:
-        ValueError: a non-positive budget or a ``pct_start`` outside (0, 1).
+        ValueError: a non-positive budget (seconds, or steps with ``budget_s=None``) or a ``pct_start`` outside (0, 1).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, budget_s: float, max_lr: float | list[float],
+    def __init__(self, optimizer: torch.optim.Optimizer, budget_s: float | None, max_lr: float | list[float],
                  pct_start: float = 0.25, div_factor: float = 10.0, final_div_factor: float = 100.0,
                  total_steps: int | None = None, clock=time.monotonic) -> None:
-        if budget_s <= 0 or not 0 < pct_start < 1:
-            raise ValueError(f"model.scheduler.budget_s={budget_s} must be > 0 and model.scheduler.pct_start={pct_start} in (0, 1)")
+        if (budget_s if budget_s is not None else total_steps or 0) <= 0 or not 0 < pct_start < 1:
+            raise ValueError(f"model.scheduler.budget_s={budget_s} (or, with null, the run's {total_steps} steps) must be > 0 "
+                             f"and model.scheduler.pct_start={pct_start} in (0, 1)")
         groups = len(optimizer.param_groups)
         self.max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * groups
-        self.budget_s, self.pct_start = budget_s, pct_start
+        self.budget_s, self.total_steps, self.pct_start = budget_s, total_steps, pct_start
         self.div_factor, self.final_div_factor = div_factor, final_div_factor
         self.clock = clock
         self.started_at: float | None = None
@@ -53,7 +57,9 @@ class TimeBudgetOneCycle(LRScheduler):
 
     @property
     def progress(self) -> float:
-        """Elapsed fraction of the budget, in [0, 1]; 0 before the first step."""
+        """Elapsed fraction of the budget (seconds, or steps with ``budget_s=None``), in [0, 1]; 0 before the first step."""
+        if self.budget_s is None:
+            return min(1.0, self.last_epoch / self.total_steps)
         if self.started_at is None:
             return 0.0
         return min(1.0, (self.clock() - self.started_at) / self.budget_s)
@@ -79,7 +85,7 @@ class TimeBudgetOneCycle(LRScheduler):
         return 1 + (end - 1) * (progress - self.pct_start) / (1 - self.pct_start)
 
     def get_lr(self) -> list[float]:
-        if self.last_epoch >= 1 and self.started_at is None:
+        if self.budget_s is not None and self.last_epoch >= 1 and self.started_at is None:
             self.started_at = self.clock()
         return [max_lr * self.factor(self.progress) for max_lr in self.max_lrs]
 
