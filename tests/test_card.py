@@ -4,6 +4,7 @@ earlier group layouts; and the package installed from its wheel, run from an emp
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -81,8 +82,12 @@ def test_the_card_command_trains_resnet18_end_to_end(cifar_root: Path, tmp_path:
 def test_the_wheel_installs_commands_that_run_from_any_folder(tmp_path: Path) -> None:
     """The wheel, installed with no network into a new venv that sees this environment's dependencies (but not
     its editable cifarlab), gives ``cifarlab-train``, which composes the packaged configs from an empty folder."""
+    source = tmp_path / "source"  # a copy: setuptools builds in the source tree's build/
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE", "NOTICE.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index", "--no-build-isolation",
-                    "-w", str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("cifarlab-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)

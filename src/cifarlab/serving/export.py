@@ -40,7 +40,7 @@ def export_onnx(model: ImageClassifier, example: torch.Tensor, path: Path) -> in
     try:
         import onnxscript  # noqa: F401  (torch's dynamo exporter builds the graph with it)
     except ImportError as err:
-        raise CifarlabError("format=onnx needs onnx and onnxscript: pip install -e '.[export]'") from err
+        raise CifarlabError("format=onnx needs onnx and onnxscript: pip install -e '.[onnx]'") from err
     program = torch.onnx.export(model, (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
                                 dynamic_shapes={INPUT: {0: torch.export.Dim("batch")}}, external_data=False,
                                 verbose=False)
@@ -73,7 +73,7 @@ def run_exported(path: Path, fmt: Format, images: np.ndarray) -> np.ndarray:
     try:
         import onnxruntime
     except ImportError as err:
-        raise CifarlabError("checking an ONNX export needs onnxruntime: pip install -e '.[export]'") from err
+        raise CifarlabError("checking an ONNX export needs onnxruntime: pip install -e '.[onnx]'") from err
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run([OUTPUT], {INPUT: images})[0]
 

@@ -1,8 +1,0 @@
-"""cifarlab: a Hydra-configured runner for training and explaining CIFAR-10 classifiers."""
-from cifarlab.resolvers import register_resolvers
-from cifarlab.schema import register_schema
-
-register_resolvers()
-register_schema()
-
-__version__ = "0.1.0"

@@ -1,1 +1,0 @@
-"""The Hydra configs of :mod:`cifarlab.cli`, shipped inside the package (read through ``pkg://cifarlab.conf``)."""
