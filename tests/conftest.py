@@ -3,6 +3,7 @@ test tiers: tests that use a training fixture are marked ``slow`` at collection 
 ``-m "not slow"``; tests that start a process carry the mark themselves, tests/test_tiers.py checks)."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -62,6 +63,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``$CIFARLAB_CACHE`` for the whole session (its subprocesses too): a folder of its own, whose cached CPU
+    precision is fp32, the precision the tests train in, so that a TrainedRun infers in it on any CPU and gives
+    train.py's numbers exactly. Tests of the choice itself write their own cache."""
+    from cifarlab.precision import cache_key
+
+    folder = tmp_path_factory.mktemp("machine_cache")
+    (folder / "precision.json").write_text(json.dumps({cache_key(): {"seconds_per_step": {}, "best": "32-true"}}))
+    os.environ["CIFARLAB_CACHE"] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

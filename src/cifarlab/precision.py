@@ -75,11 +75,16 @@ def measure_cpu_step_seconds(batch_size: int = 32, steps: int = 2) -> dict[str, 
     return seconds
 
 
+def cache_key() -> str:
+    """What a measurement of this machine is valid for: the CPU (:func:`cpu_name`), torch version and threads."""
+    return f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+
+
 def cpu_precision(measure: Callable[[], dict[str, float]] = measure_cpu_step_seconds) -> str:
     """The faster of fp32 and bf16 autocast on this CPU, measured once and cached per CPU model, torch
     version and thread count in ``cache_dir()/precision.json``. bf16 autocast has measured 2.5x faster
     than fp32 on one of our CPUs, 30 % slower on another and 18x slower on Zen 3, so no CPU flag decides it."""
-    key = f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    key = cache_key()
     path = cache_dir() / "precision.json"
     try:
         cache = json.loads(path.read_text())

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from cifarlab.precision import best_precision
+from cifarlab.precision import best_precision, cpu_precision
 from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.module import ImageClassifier
 from cifarlab.rundir import RunDir, TrainResult, current_choices, current_config
@@ -71,21 +71,33 @@ class RunRecord:
         )
 
 
+def inference_precision(trained: str | None, device: torch.device) -> str:
+    """The precision to infer in on ``device``: on a GPU the one the run trained in (else the GPU's best); on a CPU
+    the one this CPU runs fast (:func:`cifarlab.precision.cpu_precision`, measured once and cached), whatever the
+    run trained in: a run trained in bf16 on a CPU with AMX runs 17x slower under bf16 autocast on one without
+    bf16 (AMD Zen 3), and fp32 is 3-4x slower than bf16 where AMX is."""
+    if device.type == "cpu":
+        return cpu_precision()
+    return trained or best_precision()
+
+
 class TrainedRun:
     """A ``train.py`` run dir (the checkpoint it tested) or a ``.ckpt`` file, read once.
 
     Args:
         path: a run dir, or a ``.ckpt`` file (its run dir: the folder above ``checkpoints/``).
         data_root: folder holding ``cifar-10-batches-py/``; None: the ``data.root`` training used.
-        precision: ``32-true`` | ``bf16-mixed`` | ``16-mixed``; None: the one train.py tested
-            with (its ``metrics.json``), else this machine's best.
+        precision: ``32-true`` | ``bf16-mixed`` | ``16-mixed``, pinned (give train.py's own, from its
+            ``metrics.json``, for bit-exact agreement with its numbers); None: the one this machine runs fast
+            (:func:`inference_precision`), which is logged when it differs from train.py's.
         device: where the model runs; None: CUDA when available, else the CPU.
 
     Attributes: ``run_dir`` (None for a .ckpt outside a run), ``ckpt_path``, ``sha256`` of the
     checkpoint file, ``hparams`` (the LightningModule's), ``data_hparams`` (the data module's:
     ``root``, ``val_size``, ``subset``, ``seed``...; empty when not recorded), ``net_target``, ``class_names``,
     ``record`` (the run dir's :class:`RunRecord`, None for a .ckpt outside a run), ``train_metrics``
-    (train's ``metrics.json``, a :class:`~cifarlab.rundir.TrainResult`, or None), ``precision``, ``data_root``, ``device``,
+    (train's ``metrics.json``, a :class:`~cifarlab.rundir.TrainResult`, or None), ``precision`` (the one used here),
+    ``trained_precision`` (train.py's, or None), ``data_root``, ``device``,
     ``model`` (the :class:`~cifarlab.module.ImageClassifier` training built, with the checkpoint's
     weights, fp32, eval mode: uint8 images in, logits out) and ``net`` (the network in it).
 
@@ -129,10 +141,15 @@ class TrainedRun:
         self.data_hparams: dict = dict(ckpt.get("datamodule_hyper_parameters") or {})
         root = data_root or self.data_hparams.get("root")
         self.data_root = Path(root).expanduser() if root else None
-        self.precision = precision or (self.train_metrics.precision if self.train_metrics else None) or best_precision()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.trained_precision = self.train_metrics.precision if self.train_metrics else None
+        self.precision = precision or inference_precision(self.trained_precision, self.device)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is not supported here: use one of {', '.join(PRECISIONS)}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if precision is None and self.trained_precision not in (None, self.precision):
+            log.warning("inferring in %s, the precision this machine runs fast; the run trained in %s "
+                        "(precision=%s reproduces train.py's numbers exactly)", self.precision, self.trained_precision,
+                        self.trained_precision)
         self.model = ImageClassifier(**self.hparams)
         try:
             self.model.load_state_dict(ckpt["state_dict"])

@@ -224,6 +224,7 @@ class TrainResult:
     norm: str | None = None
     max_lr: float | None = None
     lr_find: dict | None = None  # suggested_lr, applied, steps_run
+    budget: dict | None = None  # cifarlab.budget.Plan.to_dict: the candidates, their predictions, the chosen one
     schema: str = TRAIN_SCHEMA
 
     def to_dict(self) -> dict:

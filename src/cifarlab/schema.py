@@ -105,6 +105,7 @@ class TrainConfig:
     callbacks: Any = None
     logger: Any = None
     lr_find: Any = None
+    budget: Any = None  # cifarlab.budget's wall_s, reserve_s, widths and train_s (experiment=cpu_airbench)
     hparams_search: Any = None
     debug: Any = None
     paths: Any = None

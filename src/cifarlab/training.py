@@ -17,12 +17,15 @@ from rich.console import Console
 from rich.table import Table
 
 from cifarlab import provenance
+from cifarlab.budget import Plan, load_frontier, plan, plan_table, probe_speeds, process_seconds
 from cifarlab.callbacks import Throughput
 from cifarlab.data import CIFAR10DataModule
+from cifarlab.data.arrays import CIFAR10_TEST_IMAGES
 from cifarlab.distributed import requeued_checkpoint
 from cifarlab.errors import ConfigError
 from cifarlab.lr_finder import find_lr
 from cifarlab.module import ImageClassifier
+from cifarlab.precision import cpu_precision, on_gpu, on_mps
 from cifarlab.tracking import (check_logger_packages, hydra_record, log_final, log_params, tensorboard_hparams,
                                tracker_params)
 from cifarlab.validation import check_ranges
@@ -33,6 +36,46 @@ log = logging.getLogger(__name__)
 # Lightning warns on a mid-epoch resume unless the loader has state_dict/load_state_dict. Ours resume
 # the epoch from the trainer's own progress counters (cifarlab.data.sampling.batches_done_this_epoch).
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+
+
+def apply_budget(cfg: DictConfig) -> Plan | None:
+    """For a preset with a ``budget`` node (``experiment=cpu_airbench``): probe the candidates, choose the width
+    and precision with the best predicted held-out accuracy in the budget (:mod:`cifarlab.budget`), print the
+    table, and write the choice into ``cfg`` (``model.net.widths``, ``trainer.precision``, ``budget.train_s``,
+    which ``model.scheduler.budget_s`` reads). A value given on the command line pins its part. ``None`` without
+    a budget, or with ``model.scheduler.budget_s=null`` (a fixed step count: nothing to choose).
+
+    Raises:
+        ConfigError: no width to train; a budget too small for any candidate (:func:`cifarlab.budget.plan`).
+    """
+    spec = cfg.get("budget")
+    scheduler = OmegaConf.to_container(cfg.model.get("scheduler") or {}, resolve=False)
+    if not spec or scheduler.get("budget_s", "") is None:
+        if cfg.model.net.get("widths", ()) is None:
+            raise ConfigError("model.net.widths=null is chosen by the budget, which a fixed step count "
+                              "(model.scheduler.budget_s=null) switches off: give the widths, e.g. model.net.widths=[32,128,128]")
+        return None
+    pinned_s = None if OmegaConf.is_interpolation(cfg.model.scheduler, "budget_s") else float(cfg.model.scheduler.budget_s)
+    widths = [cfg.model.net.widths] if cfg.model.net.get("widths") is not None else list(spec.widths)
+    if OmegaConf.is_interpolation(cfg.trainer, "precision"):
+        if cfg.trainer.accelerator not in ("cpu", "auto") or on_gpu(cfg.trainer.accelerator) or on_mps(cfg.trainer.accelerator):
+            raise ConfigError("the budget's probe measures CPU candidates: on a GPU use experiment=speedrun, or pin "
+                              "trainer.precision, model.net.widths and model.scheduler.budget_s")
+        precisions = sorted({"32-true", cpu_precision()})
+    else:
+        precisions = [cfg.trainer.precision]
+    start = time.perf_counter()
+    speeds = probe_speeds([tuple(w) for w in widths], precisions, cfg.data.batch_size)
+    eval_images = (CIFAR10_TEST_IMAGES if cfg.get("test", True) else 0) + cfg.data.val_size
+    chosen_plan = plan(speeds, load_frontier(), spec.wall_s, process_seconds(), spec.reserve_s, eval_images,
+                       cfg.model.tta, train_s=pinned_s)
+    log.info("budget probe: %.1f s", time.perf_counter() - start)
+    Console().print(plan_table(chosen_plan))
+    with open_dict(cfg):
+        cfg.model.net.widths = list(chosen_plan.chosen.widths)
+        cfg.trainer.precision = chosen_plan.chosen.precision
+        cfg.budget.train_s = round(chosen_plan.chosen.train_s, 1)
+    return chosen_plan
 
 
 def build_module(cfg: DictConfig) -> ImageClassifier:
@@ -168,6 +211,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         cfg, ckpt_to_resume = resumed_config(cfg, overrides)
     check_ranges(cfg)
     check_logger_packages(cfg.get("logger"))
+    budget = apply_budget(cfg) if ckpt_to_resume is None else None
     keep_selection_off_the_test_set(cfg)
     if not cfg.get("test", True) and not cfg.data.val_size:
         log.warning("test=false with data.val_size=0: this run measures no accuracy (evaluate.py can test it later)")
@@ -209,6 +253,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         val_size=datamodule.hparams.val_size,
         resumed=ckpt_to_resume is not None,
         lr_find=lr_find,
+        budget=None if budget is None else budget.to_dict(),
         max_lr=(cfg.model.get("scheduler") or {}).get("max_lr"),
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,

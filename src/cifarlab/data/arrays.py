@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 BASE_FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
 TRAIN_FILES = [name for name, _ in CIFAR10.train_list]
 TEST_FILES = [name for name, _ in CIFAR10.test_list]
+CIFAR10_TEST_IMAGES = 10_000  # the official test split (test_batch)
 META_FILE = CIFAR10.meta["filename"]
 OFFICIAL_MD5 = dict(CIFAR10.train_list + CIFAR10.test_list + [[META_FILE, CIFAR10.meta["md5"]]])
 DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)  # where torchvision downloads CIFAR-10 from
