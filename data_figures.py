@@ -1,4 +1,6 @@
-"""Draw the data figures: ``python data_figures.py [data.root=...]`` -> samples.png, augmentations.png. Installed: ``cifarlab-data-figures``."""
+"""Draw the data figures: ``python data_figures.py [data.root=...]`` -> samples.png, augmentations.png.
+
+Installed as ``cifarlab-data-figures`` (:mod:`cifarlab.cli.data_figures`)."""
 from cifarlab.cli.data_figures import main
 
 if __name__ == "__main__":

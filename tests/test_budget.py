@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cifarlab import training
+from cifarlab import budget, training
 from cifarlab.budget import Speed, load_frontier, plan, plan_table, predict_accuracy, probe_speeds
 from cifarlab.errors import ConfigError
 from cifarlab.precision import cache_key
@@ -93,10 +93,10 @@ def fake_probe(asked: list, speeds: dict):
 
 def test_make_train_chooses_and_writes_the_choice_into_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list = []
-    monkeypatch.setattr(training, "probe_speeds", fake_probe(asked, ZEN3))
-    monkeypatch.setattr(training, "load_frontier", lambda: FRONTIER)
-    monkeypatch.setattr(training, "cpu_precision", lambda: "32-true")
-    monkeypatch.setattr(training, "process_seconds", lambda: 15.0)
+    monkeypatch.setattr(budget, "probe_speeds", fake_probe(asked, ZEN3))
+    monkeypatch.setattr(budget, "load_frontier", lambda: FRONTIER)
+    monkeypatch.setattr(budget, "cpu_precision", lambda: "32-true")
+    monkeypatch.setattr(budget, "process_seconds", lambda: 15.0)
     cfg = compose_train(["experiment=cpu_airbench"])
     chosen = training.apply_budget(cfg)
     assert asked == [([W64, W48, W32, W24], ["32-true"])]
@@ -107,9 +107,9 @@ def test_make_train_chooses_and_writes_the_choice_into_the_config(monkeypatch: p
 
 def test_a_pinned_width_and_precision_are_not_probed_for(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list = []
-    monkeypatch.setattr(training, "probe_speeds", fake_probe(asked, AMX))
-    monkeypatch.setattr(training, "load_frontier", lambda: FRONTIER)
-    monkeypatch.setattr(training, "process_seconds", lambda: 15.0)
+    monkeypatch.setattr(budget, "probe_speeds", fake_probe(asked, AMX))
+    monkeypatch.setattr(budget, "load_frontier", lambda: FRONTIER)
+    monkeypatch.setattr(budget, "process_seconds", lambda: 15.0)
     cfg = compose_train(["experiment=cpu_airbench", "model.net.widths=[64,256,256]", "trainer.precision=32-true",
                          "model.scheduler.budget_s=1200"])
     chosen = training.apply_budget(cfg)

@@ -95,7 +95,7 @@ def test_a_run_written_before_the_model_node_held_the_module_predicts_as_it_did(
 
 
 def test_the_model_node_builds_the_module_in_one_instantiate_with_its_specs_as_plain_hyperparameters() -> None:
-    cfg = compose_train(["experiment=cpu_airbench"])
+    cfg = compose_train(["experiment=cpu_airbench", "model.net.widths=[64,256,256]", "model.scheduler.budget_s=450"])
     module = instantiate(cfg.model, _recursive_=False)
     assert isinstance(module, ImageClassifier) and type(module.net).__name__ == "AirbenchNet"
     assert module.hparams.optimizer["_target_"] == "torch.optim.SGD" and isinstance(module.hparams.optimizer, dict)

@@ -29,10 +29,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from rich.console import Console
 from rich.table import Table
 
 from cifarlab.errors import ConfigError
-from cifarlab.precision import cache_dir, cache_key
+from cifarlab.precision import cache_dir, cache_key, cpu_precision, on_gpu, on_mps
 from cifarlab.rundir import write_json_atomic
 
 FRONTIER_CSV = Path(__file__).with_name("frontier.csv")
@@ -211,6 +212,33 @@ def plan(speeds: dict[tuple[Widths, str], Speed], frontier: dict[Widths, list[tu
     known = [r for r in rows if r.predicted_acc is not None]
     chosen = max(known, key=lambda r: r.predicted_acc) if known else max(rows, key=lambda r: r.images)
     return Plan(wall_s, spent_s, reserve_s, rows, chosen)
+
+
+def cpu_candidate_precisions(accelerator: str) -> list[str]:
+    """The precisions this CPU runs well: fp32, and bf16 autocast where the precision probe found it faster
+    (:func:`cifarlab.precision.cpu_precision`; on AMD Zen 3 bf16 is 17x slower and is not probed).
+
+    Raises:
+        ConfigError: ``accelerator`` is a GPU or MPS, whose speeds this probe does not measure.
+    """
+    if accelerator not in ("cpu", "auto") or on_gpu(accelerator) or on_mps(accelerator):
+        raise ConfigError(f"the budget probes CPU candidates, not trainer.accelerator={accelerator}: on a GPU use "
+                          "experiment=speedrun, or pin trainer.precision, model.net.widths and model.scheduler.budget_s")
+    return sorted({"32-true", cpu_precision()})
+
+
+def choose(widths: list[Widths], precisions: list[str], batch_size: int, wall_s: float | None, reserve_s: float,
+           eval_images: int, tta: str, train_s: float | None = None) -> Plan:
+    """Probe the candidates (:func:`probe_speeds`), :func:`plan` with the committed frontier and the seconds this
+    process has run, and print the table. Arguments as :func:`plan`'s; ``batch_size``: the training batch.
+
+    Raises:
+        ConfigError: see :func:`plan`.
+    """
+    speeds = probe_speeds(widths, precisions, batch_size)
+    chosen = plan(speeds, load_frontier(), wall_s, process_seconds(), reserve_s, eval_images, tta, train_s)
+    Console().print(plan_table(chosen))
+    return chosen
 
 
 def plan_table(plan: Plan) -> Table:

@@ -60,7 +60,8 @@ def report_dir(ckpt_path: str | None, fallback: str) -> str:
 
 def register_resolvers() -> None:
     """``${best_precision:ACCELERATOR}``, ``${on_gpu:ACCELERATOR}``, ``${devices_per_node:DEVICES}``,
-    ``${rank_zero:VALUE}``, ``${run_name:OUTPUT_DIR}``, ``${report_dir:CKPT_PATH,FALLBACK}``, ``${run_suffix:}`` (6 random hex digits, fixed per
+    ``${rank_zero:VALUE}``, ``${run_name:OUTPUT_DIR}``,
+    ``${report_dir:CKPT_PATH,FALLBACK}``, ``${run_suffix:}`` (6 random hex digits, fixed per
     process, so that two runs started in the same second get different output dirs), and for a resumed run's log
     ``${run_dir:RESUME,TASK_NAME,NEW_DIR}`` and ``${hydra_subdir:RESUME,TASK_NAME}`` (:mod:`cifarlab.resume`)."""
     from cifarlab.resume import hydra_subdir_resolver, run_dir_resolver

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cifarlab import provenance
-from cifarlab.budget import Plan, load_frontier, plan, plan_table, probe_speeds, process_seconds
+from cifarlab.budget import Plan, choose, cpu_candidate_precisions
 from cifarlab.callbacks import Throughput
 from cifarlab.data import CIFAR10DataModule
 from cifarlab.data.arrays import CIFAR10_TEST_IMAGES
@@ -25,7 +25,6 @@ from cifarlab.distributed import requeued_checkpoint
 from cifarlab.errors import ConfigError
 from cifarlab.lr_finder import find_lr
 from cifarlab.module import ImageClassifier
-from cifarlab.precision import cpu_precision, on_gpu, on_mps
 from cifarlab.tracking import (check_logger_packages, hydra_record, log_final, log_params, tensorboard_hparams,
                                tracker_params)
 from cifarlab.validation import check_ranges
@@ -57,20 +56,11 @@ def apply_budget(cfg: DictConfig) -> Plan | None:
         return None
     pinned_s = None if OmegaConf.is_interpolation(cfg.model.scheduler, "budget_s") else float(cfg.model.scheduler.budget_s)
     widths = [cfg.model.net.widths] if cfg.model.net.get("widths") is not None else list(spec.widths)
-    if OmegaConf.is_interpolation(cfg.trainer, "precision"):
-        if cfg.trainer.accelerator not in ("cpu", "auto") or on_gpu(cfg.trainer.accelerator) or on_mps(cfg.trainer.accelerator):
-            raise ConfigError("the budget's probe measures CPU candidates: on a GPU use experiment=speedrun, or pin "
-                              "trainer.precision, model.net.widths and model.scheduler.budget_s")
-        precisions = sorted({"32-true", cpu_precision()})
-    else:
-        precisions = [cfg.trainer.precision]
-    start = time.perf_counter()
-    speeds = probe_speeds([tuple(w) for w in widths], precisions, cfg.data.batch_size)
+    precisions = (cpu_candidate_precisions(cfg.trainer.accelerator) if OmegaConf.is_interpolation(cfg.trainer, "precision")
+                  else [cfg.trainer.precision])
     eval_images = (CIFAR10_TEST_IMAGES if cfg.get("test", True) else 0) + cfg.data.val_size
-    chosen_plan = plan(speeds, load_frontier(), spec.wall_s, process_seconds(), spec.reserve_s, eval_images,
-                       cfg.model.tta, train_s=pinned_s)
-    log.info("budget probe: %.1f s", time.perf_counter() - start)
-    Console().print(plan_table(chosen_plan))
+    chosen_plan = choose([tuple(w) for w in widths], precisions, cfg.data.batch_size, spec.wall_s, spec.reserve_s,
+                         eval_images, cfg.model.tta, pinned_s)
     with open_dict(cfg):
         cfg.model.net.widths = list(chosen_plan.chosen.widths)
         cfg.trainer.precision = chosen_plan.chosen.precision

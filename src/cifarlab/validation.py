@@ -88,7 +88,7 @@ RANGES: dict[str, tuple[Range | BatchLimit, str]] = {
     "data.seed": (Range(0, 2**32 - 1, integer=True, nullable=True), "the data order's seed (null: the global seed)"),
     "checkpoint.every_n_minutes": (POSITIVE, "minutes between mid-epoch checkpoints"),
     "model.net.num_classes": (COUNT, "outputs of the last layer"),
-    "model.net.widths": (COUNT, "channels of each conv group"),
+    "model.net.widths": (Range(1, integer=True, nullable=True), "channels of each conv group; null: the budget's choice"),
     "model.net.num_groups": (COUNT, "GroupNorm groups"),
     "model.net.bn_momentum": (Range(0, 1), "PyTorch-convention BatchNorm momentum"),
     "model.net.logit_scale": (POSITIVE, "the logits' multiplier"),

@@ -15,6 +15,7 @@ from cifarlab.reports.config import DataRoot
 class AppConfig:
     ckpt_path: Optional[str] = None  # a train.py run dir (its tested checkpoint) or a .ckpt file
     data: DataRoot = field(default_factory=DataRoot)  # data.root: the test set's folder; None: the checkpoint's
+    precision: Optional[str] = None  # None: the one this machine runs fast; the run's own reproduces its numbers
     eval_dir: Optional[str] = None  # an evaluate.py output dir of this checkpoint (its predictions.npz); None: the run's eval/
     server_name: str = "127.0.0.1"
     server_port: Optional[int] = None  # None: Gradio's choice, $GRADIO_SERVER_PORT when set, else the first free from 7860

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import html
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,8 @@ from cifarlab.app.explorer import MAX_SHOWN, Explorer
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.examples import example_paths
 from cifarlab.run import TrainedRun
+
+log = logging.getLogger(__name__)
 
 # System fonts: Gradio's default theme loads Google Fonts, which an offline machine cannot reach.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -152,7 +155,9 @@ def launch(demo: gr.Blocks, server_name: str = "127.0.0.1", port: int | None = N
 def serve(cfg: AppConfig) -> None:
     """Load the run and serve the app until interrupted (``app.py``'s job); the test set is
     predicted in the background from start-up, so that the misclassified tab is ready when asked."""
-    explorer = Explorer(TrainedRun(cfg.ckpt_path, data_root=cfg.data.root), cfg.eval_dir, cfg.max_megapixels)
+    run = TrainedRun(cfg.ckpt_path, data_root=cfg.data.root, precision=cfg.precision)
+    log.info("serving %s in %s on %s", run.ckpt_path, run.precision, run.device)
+    explorer = Explorer(run, cfg.eval_dir, cfg.max_megapixels)
     if explorer.data_problem is None:
         threading.Thread(target=explorer.mistakes, name="predict-test-set", daemon=True).start()
     launch(build_app(explorer), cfg.server_name, cfg.server_port, cfg.max_file_size)

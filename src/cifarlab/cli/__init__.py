@@ -8,9 +8,9 @@ A folder ``conf/`` in the current directory is searched after the package's conf
 each primary config): ``conf/local/default.yaml`` holds a machine's paths, and ``conf/experiment/<name>.yaml``
 adds a preset of one's own.
 """
-CONFIG_PATH = "pkg://cifarlab.conf"
-
 import warnings
+
+CONFIG_PATH = "pkg://cifarlab.conf"
 
 # ./conf is optional: most folders a command runs from have none, and Hydra warns of every missing search path.
 warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=conf is not available")

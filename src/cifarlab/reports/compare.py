@@ -188,7 +188,7 @@ def compare(cfg: CompareConfig) -> dict:
     groups = len(a.runs) > 1 and len(b.runs) > 1
     welch_test = welch(a.accuracies(), b.accuracies()) if groups else None
     diff = config_diff(a.runs[0].config, b.runs[0].config, a.runs[0].choices, b.runs[0].choices, ignore_seed=groups)
-    run_a, run_b = (TrainedRun(s.runs[0].run_dir, data_root=cfg.data.root) for s in (a, b))
+    run_a, run_b = (TrainedRun(s.runs[0].run_dir, data_root=cfg.data.root, precision=cfg.precision) for s in (a, b))
     if run_a.class_names != run_b.class_names:
         raise ConfigError(f"A's and B's classes differ ({run_a.class_names} vs {run_b.class_names}): compare "
                           "runs trained on the same dataset")

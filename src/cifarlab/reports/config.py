@@ -108,6 +108,7 @@ class CompareConfig:
     b_predictions: Optional[str] = None
     data: DataRoot = field(default_factory=DataRoot)
     batch_size: int = 500
+    precision: Optional[str] = None  # None: the one this machine runs fast; the runs' own reproduce their numbers
     alpha: float = 0.05
     gallery_size: int = 20
     bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)

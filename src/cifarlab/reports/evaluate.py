@@ -126,7 +126,8 @@ def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_siz
     }
     if run.run_dir and RunDir(run.run_dir).tensorboard.is_dir():
         step = run.train_metrics.global_step if run.train_metrics else 0
-        log_images_to_tensorboard(RunDir(run.run_dir).tensorboard, {f"eval/{name[:-4]}": out / name for name in TENSORBOARD_FIGURES}, step)
+        figures = {f"eval/{name.removesuffix('.png')}": out / name for name in TENSORBOARD_FIGURES}
+        log_images_to_tensorboard(RunDir(run.run_dir).tensorboard, figures, step)
     card = RunDir(run.run_dir).model_card if run.run_dir else out / "MODEL_CARD.md"
     figures = sorted(os.path.relpath(f, card.parent) for f in out.glob("*.png"))
     card.write_text(model_card(run, results, figures))
@@ -181,7 +182,8 @@ def print_report(results: dict) -> None:
     test = results["test"]
     tta = f", with TTA {test['tta']} {100 * test['acc_tta']:.2f} %" if test["acc_tta"] is not None else ""
     console.print(f"test accuracy {100 * test['acc']:.2f} % ({test['images']} images{tta}), "
-                  f"{results['misclassified']['count']} misclassified, {results['images_per_s']:.0f} images/s")
+                  f"{results['misclassified']['count']} misclassified, {results['images_per_s']:.0f} images/s "
+                  f"in {results['precision']} on {results['device']}")
     console.print(calibration_summary(results["calibration"]))
     if results["robustness"]:
         console.print(robustness_table(results["robustness"]))

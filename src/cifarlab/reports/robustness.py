@@ -184,7 +184,7 @@ def load_baseline(path: str, run: TrainedRun) -> TrainedRun:
     if not Path(path).expanduser().exists():
         raise ConfigError(f"eval.robustness.baseline={path} does not exist: give a train.py run dir or .ckpt to "
                           "compare with, or leave it null")
-    baseline = TrainedRun(path, device=run.device)
+    baseline = TrainedRun(path, precision=run.precision, device=run.device)
     if baseline.class_names != run.class_names:
         raise ConfigError(f"eval.robustness.baseline={path} classifies {baseline.class_names}, not this run's classes")
     return baseline

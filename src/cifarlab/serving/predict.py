@@ -127,6 +127,7 @@ def predict(cfg: PredictConfig) -> dict:
         names = [f"{i:0{digits}d}_{file.stem}.png" for i, file in enumerate(read)]
         save_gradcams(run, images, top.indices[:, 0].numpy(), layer, out / "gradcam", names, cfg.image_size)
     print_predictions(rows, len(failures), out)
+    Console().print(f"inferred in {run.precision} on {run.device}", highlight=False)
     return {"predicted": len(read), "failures": failures, "output_dir": str(out)}
 
 
