@@ -10,7 +10,8 @@ recipe, not of the machine, so any machine measures the same frontier; only the 
 Rows go to ``--csv`` (one per run: widths, images, steps, seed, held-out accuracy plain and with TTA, the
 training seconds and images/s of this machine, precision, CPU). A run whose row is there is skipped, and a run
 dir with a finished ``metrics.json`` is scored without training again, so the command continues where it
-stopped. Run: ``python benchmarks/frontier.py --data-root <data>``.
+stopped. Run: ``python benchmarks/frontier.py --data-root <data> --csv src/cifarlab/frontier.csv`` (the committed
+frontier that ``make train``'s budget reads), then ``--plot docs/frontier.png`` draws it.
 """
 from __future__ import annotations
 
@@ -48,9 +49,30 @@ def score(run_dir: Path, tta: str = "flip_translate") -> tuple[float, float, dic
     return plain, with_tta, json.loads((run_dir / "metrics.json").read_text())
 
 
+def plot(table: Path, png: Path) -> None:
+    """Held-out accuracy with TTA (solid) and plain (dashed) against training images (log axis), one colour per width."""
+    from matplotlib.figure import Figure
+
+    rows = list(csv.DictReader(table.open()))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
+    for i, widths in enumerate(dict.fromkeys(r["widths"] for r in rows)):
+        points = sorted((int(r["images"]), float(r["val_acc_tta"]), float(r["val_acc"])) for r in rows if r["widths"] == widths)
+        images = [p[0] for p in points]
+        axes.plot(images, [100 * p[1] for p in points], "o-", color=f"C{i}", label=f"widths {widths}, TTA")
+        axes.plot(images, [100 * p[2] for p in points], "x--", color=f"C{i}", alpha=0.6, label=f"widths {widths}, plain")
+    axes.set_xscale("log")
+    axes.set_xlabel("training images (log scale)")
+    axes.set_ylabel("held-out accuracy, 5,000 images (%)")
+    axes.set_title("airbench's network by width: CIFAR-10 (JPEG q75 copy), one seed per point")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.savefig(png, dpi=100, bbox_inches="tight")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--data-root", default=None)
     parser.add_argument("--widths", nargs="+", default=WIDTHS, help="comma-separated conv widths, e.g. 32,128,128")
     parser.add_argument("--images", nargs="+", type=int, default=IMAGES, help="training images of each run")
     parser.add_argument("--seed", type=int, default=0)
@@ -58,11 +80,17 @@ def main() -> None:
     parser.add_argument("--precision", default=None, help="trainer.precision; default: the preset's (fastest here)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "frontier")
     parser.add_argument("--csv", type=Path, default=ROOT / "outputs" / "frontier" / "frontier.csv")
+    parser.add_argument("--plot", type=Path, default=None, help="draw --csv into this PNG and exit")
     args = parser.parse_args()
+    if args.plot:
+        plot(args.csv, args.plot)
+        return
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if args.csv.is_file():
         done = {(r["widths"], int(r["images"]), int(r["seed"])) for r in csv.DictReader(args.csv.open())}
+    if args.data_root is None:
+        parser.error("--data-root is needed to train")
     for widths in args.widths:
         for images in args.images:
             if (widths, images, args.seed) in done:

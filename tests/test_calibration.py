@@ -111,6 +111,13 @@ def test_report_of_a_run_with_a_held_out_split_fits_a_temperature(held_out_run: 
     images, labels = run.held_out_set()
     assert calibration["temperature"] == pytest.approx(fit_temperature(run.predict(images), torch.from_numpy(labels)),
                                                         rel=1e-4)
-    assert set(calibration["after"]) == {"ece", "mce", "nll", "brier"}
+    assert set(calibration["after"]) == {"ece", "mce", "nll", "brier"} and calibration["logits"] == "plain (no TTA)"
+    tta = run.hparams["tta"]  # the run's own, as train.py's and evaluate.py's accuracy with TTA
+    with_tta = calibration["tta"]
+    assert tta != "none" and with_tta["logits"] == f"TTA {tta}, as the accuracy with TTA"
+    assert with_tta["temperature"] == pytest.approx(fit_temperature(run.predict(images, tta=tta), torch.from_numpy(labels)),
+                                                     rel=1e-4)
+    test_images, test_labels = run.test_set()
+    assert with_tta["before"] == calibration_metrics(run.predict(test_images, 50, tta), torch.from_numpy(test_labels))
     assert Image.open(tmp_path / "reliability.png").size == (1000, 500)
     assert results["robustness"] is None and not (tmp_path / "robustness.png").exists()

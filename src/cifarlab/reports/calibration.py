@@ -77,15 +77,38 @@ def calibration_report(test_logits: torch.Tensor, test_labels: torch.Tensor,
     return report
 
 
+def calibration_with_tta(plain: tuple[torch.Tensor, torch.Tensor], tta: str,
+                         tta_logits: torch.Tensor | None = None,
+                         held_out: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> dict:
+    """The ``calibration`` entry of evaluate.py's ``metrics.json``: :func:`calibration_report` of the plain
+    logits (``plain``: test logits (N, C), labels (N,)), with ``logits: "plain"``, and under ``tta`` the same
+    report for the logits that the headline accuracy with TTA uses (``tta_logits``, (N, C)), its temperature
+    fitted on the held-out split's TTA logits, or ``None`` with ``tta="none"``.
+
+    Args:
+        held_out: the held-out split's plain logits (M, C), TTA logits (M, C) (or None) and labels (M,).
+    """
+    test_logits, labels = plain
+    report = calibration_report(test_logits, labels, None if held_out is None else (held_out[0], held_out[2]))
+    report |= {"logits": "plain (no TTA)", "tta": None}
+    if tta != "none" and tta_logits is not None:
+        fit = None if held_out is None or held_out[1] is None else (held_out[1], held_out[2])
+        report["tta"] = calibration_report(tta_logits, labels, fit) | {"logits": f"TTA {tta}, as the accuracy with TTA"}
+    return report
+
+
 def calibration_summary(report: dict) -> str:
-    """One line for the console from :func:`calibration_report`'s dict: ECE and NLL before and after
-    temperature scaling, or why there is no after."""
+    """Lines for the console from :func:`calibration_report`'s (or :func:`calibration_with_tta`'s) dict: ECE
+    and NLL before and after temperature scaling, or why there is no after; with TTA, a line for its logits."""
     before, after = report["before"], report["after"]
-    line = f"calibration on the test set: ECE {100 * before['ece']:.2f} %, NLL {before['nll']:.3f}"
+    which = f" ({report['logits']})" if report.get("logits") else ""
+    line = f"calibration on the test set{which}: ECE {100 * before['ece']:.2f} %, NLL {before['nll']:.3f}"
     if after is None:
-        return f"{line}; {report['note']}"
-    return (f"{line}; at temperature {report['temperature']:.3f}, fitted on the {report['fitted_on']}: "
-            f"ECE {100 * after['ece']:.2f} %, NLL {after['nll']:.3f}")
+        line = f"{line}; {report['note']}"
+    else:
+        line = (f"{line}; at temperature {report['temperature']:.3f}, fitted on the {report['fitted_on']}: "
+                f"ECE {100 * after['ece']:.2f} %, NLL {after['nll']:.3f}")
+    return line + ("\n" + calibration_summary(report["tta"]) if report.get("tta") else "")
 
 
 def reliability_bins(logits: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cifarlab.errors import ConfigError, DataError
-from cifarlab.reports.calibration import calibration_report, calibration_summary, save_reliability_diagram
+from cifarlab.reports.calibration import calibration_summary, calibration_with_tta, save_reliability_diagram
 from cifarlab.reports.config import EvalConfig, ReportSettings, Target
 from cifarlab.reports.figures import log_images_to_tensorboard, save_confusion_matrix, save_curves, save_grid, upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, overlay
@@ -99,10 +99,12 @@ def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_siz
         log.warning("no TensorBoard events in the run dir (%s): curves.png not written", run.run_dir)
 
     tta = settings.tta.value if settings.tta is not None else run.hparams.get("tta", "none")
-    acc_tta = None if tta == "none" else float((run.predict(images, batch_size, tta).argmax(1).numpy() == labels).mean())
+    logits_tta = None if tta == "none" else run.predict(images, batch_size, tta)
+    acc_tta = None if logits_tta is None else float((logits_tta.argmax(1).numpy() == labels).mean())
     if held_out is not None:
-        held_out = run.predict(held_out[0], batch_size), torch.from_numpy(held_out[1])
-    calibration = calibration_report(logits, labels_t, held_out)
+        held_out = (run.predict(held_out[0], batch_size), None if tta == "none" else run.predict(held_out[0], batch_size, tta),
+                    torch.from_numpy(held_out[1]))
+    calibration = calibration_with_tta((logits, labels_t), tta, logits_tta, held_out)
     save_reliability_diagram(logits, labels_t, calibration["temperature"], out / "reliability.png")
     robustness = write_robustness(run, baseline, images, labels, robust, batch_size, out) if robust.enabled else None
     results = {

@@ -131,10 +131,15 @@ def calibration_section(evaluation: dict | None, figures: Sequence[str]) -> list
 
     def row(name: str, m: dict) -> tuple:
         return (name, pct(m["ece"]), pct(m["mce"]), f"{m['nll']:.4f}", f"{m['brier']:.4f}")
-    rows = [row("softmax", cal["before"])]
-    if cal.get("after"):
-        rows.append(row(f"temperature-scaled (T = {cal['temperature']:.3g}, fitted on {cal.get('fitted_on')})",
-                        cal["after"]))
+    rows = []
+    for report in (cal, cal.get("tta")):  # the plain logits, then those of the accuracy with TTA
+        if not report:
+            continue
+        name = report.get("logits", "plain (no TTA)")
+        rows.append(row(f"softmax, {name}", report["before"]))
+        if report.get("after"):
+            rows.append(row(f"{name}, temperature-scaled (T = {report['temperature']:.3g}, fitted on "
+                            f"{report.get('fitted_on')})", report["after"]))
     note = no_absolute_paths(cal["note"]) if cal.get("note") else ""
     return lines + [f"Expected and maximum calibration error over {cal['bins']} confidence bins, negative "
                     "log-likelihood and Brier score on the test set (lower is better)." + (f" {note}" if note else ""),
