@@ -47,9 +47,9 @@ def apply_budget(cfg: DictConfig) -> Plan | None:
     Raises:
         ConfigError: no width to train; a budget too small for any candidate (:func:`cifarlab.budget.plan`).
     """
-    spec = cfg.get("budget")
-    scheduler = OmegaConf.to_container(cfg.model.get("scheduler") or {}, resolve=False)
-    if not spec or scheduler.get("budget_s", "") is None:
+    spec, scheduler = cfg.get("budget"), cfg.model.get("scheduler")
+    raw = OmegaConf.to_container(scheduler, resolve=False) if isinstance(scheduler, DictConfig) else {}
+    if not spec or scheduler is None or raw.get("budget_s", "") is None:
         if cfg.model.net.get("widths", ()) is None:
             raise ConfigError("model.net.widths=null is chosen by the budget, which a fixed step count "
                               "(model.scheduler.budget_s=null) switches off: give the widths, e.g. model.net.widths=[32,128,128]")
