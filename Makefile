@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 export CIFARLAB_DATA := $(DATA)
 
-.PHONY: help install install-dev train train-gpu speedrun lr-find sweep seeds evaluate compare predict export data-figures app browser test test-full lint bench clean
+.PHONY: help install install-dev train train-gpu speedrun lr-find sweep seeds evaluate compare predict export data-figures app browser test test-full lint results bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ test-full: install-dev  ## every test, CI's: real-data tests skip when the DATA 
 
 lint: install-dev  ## ruff: pyflakes and pycodestyle errors (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
+
+results: install  ## rewrite the generated results tables (README, docs/results.md, src/cifarlab/frontier.csv) from docs/runs/
+	$(PY) -m cifarlab.reports.results
 
 bench: install $(DATA)/cifar-10-batches-py/test_batch  ## images/s of each model: bare step, device augmentation, train.py on each augment_on path
 	$(PY) benchmarks/throughput.py --data-root $(DATA) $(ARGS)

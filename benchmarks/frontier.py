@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import subprocess
 import sys
@@ -38,8 +39,6 @@ def overrides(widths: str, steps: int, seed: int, data_root: str, precision: str
 
 def score(run_dir: Path, tta: str = "flip_translate") -> tuple[float, float, dict]:
     """Held-out accuracy (fraction) plain and with ``tta``, and the run's metrics.json."""
-    import json
-
     from cifarlab.run import TrainedRun
 
     run = TrainedRun(run_dir)
@@ -106,6 +105,8 @@ def main() -> None:
                 if proc.returncode:
                     sys.exit(f"error: the run of widths {widths}, {images} images failed:\n{proc.stderr[-3000:]}")
             plain, with_tta, metrics = score(run_dir)
+            (run_dir / "held_out.json").write_text(json.dumps(
+                {"images": images, "val_acc": plain, "val_acc_tta": with_tta, "tta": "flip_translate"}, indent=2) + "\n")
             row = {"widths": widths, "images": images, "steps": steps, "seed": args.seed, "val_acc": f"{plain:.4f}",
                    "val_acc_tta": f"{with_tta:.4f}", "train_seconds": f"{metrics['train_seconds']:.1f}",
                    "images_per_s": f"{metrics['images_per_s']:.0f}", "precision": metrics["precision"],
