@@ -66,7 +66,7 @@ def test_every_png_exists_and_has_the_expected_size(report: tuple[Path, dict]) -
                                                              "reliability.png", "robustness.png")}
     assert sizes["confusion_matrix.png"] == (800, 800)
     assert sizes["reliability.png"] == (500, 500)  # one panel: no held-out split, no temperature
-    assert sizes["robustness.png"] == (720, 1660)  # severities 0-5 x 9 corruptions, 1.2 x 1.8 in cells + title
+    assert sizes["robustness.png"] == (720, 2740)  # severities 0-5 x 15 corruptions, 1.2 x 1.8 in cells + title
     assert sizes["curves.png"] == (1500, 400)
     # 4 cells of 2 x 2.6 in + title
     assert sizes["misclassified.png"] == sizes["gradcam_misclassified.png"] == (800, 300)
@@ -90,12 +90,13 @@ def test_calibration_without_a_held_out_split_fits_no_temperature(report: tuple[
 def test_robustness_entry_scores_the_drawn_images_against_the_baseline(run: TrainedRun, trained_run: Path,
                                                                         report: tuple[Path, dict]) -> None:
     robustness = report[1]["robustness"]
-    assert set(robustness) == {"images", "seed", "severities", "clean_acc", "corruptions", "mean_corruption_acc",
-                               "baseline", "relative_mce"}
+    assert set(robustness) == {"suite", "images", "seed", "severities", "clean_acc", "corruptions",
+                               "mean_corruption_acc", "baseline", "relative_mce"}
+    assert robustness["suite"].startswith("CIFAR-10-C corruptions regenerated with make_cifar_c.py's functions on ")
     assert robustness["images"] == 10 and robustness["seed"] == 3 and robustness["severities"] == 5
     assert robustness["baseline"] == str(trained_run)
     accs = np.array(list(robustness["corruptions"].values()))
-    assert accs.shape == (9, 5) and np.all((accs >= 0) & (accs <= 1))
+    assert accs.shape == (15, 5) and np.all((accs >= 0) & (accs <= 1))
     assert robustness["mean_corruption_acc"] == pytest.approx(accs.mean())
     images, labels = run.test_set()
     index = select_images(len(labels), 10, 3)

@@ -44,7 +44,7 @@ class GradcamSettings:
 @dataclass
 class RobustnessSettings:
     enabled: bool = True
-    images: int = 200
+    images: int = 1000
     seed: int = 0
     baseline: Optional[str] = None
 

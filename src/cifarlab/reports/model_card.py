@@ -153,13 +153,15 @@ def robustness_section(evaluation: dict | None, figures: Sequence[str]) -> list[
     if not rob:
         return lines + [f"Robustness to corruptions was {NOT_MEASURED} (no `robustness` in the evaluation's "
                         "metrics.json)."]
-    rows = [(name, *(f"{100 * a:.1f}" for a in accs)) for name, accs in rob["corruptions"].items()]
-    summary = (f"Accuracy (%) on {rob['images']:,} corrupted test images (seed {rob['seed']}) at severities "
+    rows = [(name, *(f"{100 * a:.1f}" for a in accs), f"{100 * sum(accs) / len(accs):.1f}")
+            for name, accs in rob["corruptions"].items()]
+    suite = f"the {rob['suite']}" if rob.get("suite") else "corruptions"
+    summary = (f"Accuracy (%) under {suite}, on {rob['images']:,} test images (seed {rob['seed']}) at severities "
                f"1 to {rob['severities']}: clean {pct(rob['clean_acc'])}, mean over corruptions and severities "
                f"{pct(rob['mean_corruption_acc'])}")
     if rob.get("relative_mce") is not None:
         summary += f", relative mCE {rob['relative_mce']:.3g} against {rob.get('baseline')}"
-    header = ("corruption", *(f"severity {s}" for s in range(1, rob["severities"] + 1)))
+    header = ("corruption", *(f"severity {s}" for s in range(1, rob["severities"] + 1)), "mean")
     return lines + [summary + ".", "", *table(header, rows), *figure("robustness.png", "robustness", figures)]
 
 

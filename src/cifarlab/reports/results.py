@@ -134,7 +134,7 @@ def seed_group_table(groups: dict[str, list[Record]]) -> str:
         m = [r.metrics for r in records]
         widths = {",".join(map(str, (x.get("budget") or {}).get("chosen", {}).get("widths", []))) or "-" for x in m}
         lines.append(
-            f"| [{name}](runs/{name}) | {len(m)} | {mean_std([x['test']['acc'] for x in m])} | "
+            f"| `docs/runs/{name}` | {len(m)} | {mean_std([x['test']['acc'] for x in m])} | "
             f"{mean_std([x['test']['acc_tta'] for x in m])} | {', '.join(sorted({str(x['global_step']) for x in m}))} | "
             f"{statistics.fmean(x['images_per_s'] for x in m):.0f} | {', '.join(sorted(widths))} | "
             f"{', '.join(sorted({x['precision'] for x in m}))} | {m[0]['provenance']['device_name']} | "
