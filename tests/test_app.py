@@ -15,7 +15,7 @@ from PIL import Image
 
 from cifarlab.app.explorer import DISPLAY, MAX_SHOWN, Explorer
 from cifarlab.app.ui import build_app, launch
-from cifarlab.app.uploads import read_upload, to_cifar, to_rgb
+from cifarlab.data.decode import read_upload, to_cifar, to_rgb
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.examples import CLASS_NAMES, TEST_INDICES, example_paths
 from cifarlab.reports.config import ReportSettings, RobustnessSettings

@@ -58,8 +58,10 @@ def test_start_up_reserve_and_the_predicted_test_come_off_the_training_seconds()
     assert row.test_s == pytest.approx(10_000 * 6 / 420)
     assert row.train_s == pytest.approx(600 - 25 - 20 - 10_000 * 6 / 420)
     assert row.images == int(146 * row.train_s)
-    plain = plan({(W64, "32-true"): Speed(146, 420)}, FRONTIER, 600, 25, 20, 15_000, "none").rows[0]
+    plain = plan({(W64, "32-true"): Speed(146, 420)}, FRONTIER, 600, 25, 20, 10_000, "none", plain_images=5_000).rows[0]
     assert plain.test_s == pytest.approx(15_000 / 420)
+    held_out = plan({(W64, "32-true"): Speed(146, 420)}, FRONTIER, 600, 25, 20, 10_000, "flip_translate", plain_images=5_000)
+    assert held_out.rows[0].test_s == pytest.approx(65_000 / 420)
     given = plan({(W64, "32-true"): Speed(146, 420)}, FRONTIER, 600, 25, 20, 10_000, "none", train_s=1200).rows[0]
     assert given.train_s == 1200 and given.images == 146 * 1200
 
@@ -98,7 +100,7 @@ def test_make_train_chooses_and_writes_the_choice_into_the_config(monkeypatch: p
     monkeypatch.setattr(budget, "cpu_precision", lambda: "32-true")
     monkeypatch.setattr(budget, "process_seconds", lambda: 15.0)
     cfg = compose_train(["experiment=cpu_airbench"])
-    chosen = training.apply_budget(cfg)
+    chosen = training.apply_budget(cfg, 10_000, 0)
     assert asked == [([W64, W48, W32, W24], ["32-true"])]
     assert list(cfg.model.net.widths) == list(W32) and cfg.trainer.precision == "32-true"
     assert cfg.model.scheduler.budget_s == cfg.trainer.max_time.seconds == round(chosen.chosen.train_s, 1)
@@ -112,7 +114,7 @@ def test_a_pinned_width_and_precision_are_not_probed_for(monkeypatch: pytest.Mon
     monkeypatch.setattr(budget, "process_seconds", lambda: 15.0)
     cfg = compose_train(["experiment=cpu_airbench", "model.net.widths=[64,256,256]", "trainer.precision=32-true",
                          "model.scheduler.budget_s=1200"])
-    chosen = training.apply_budget(cfg)
+    chosen = training.apply_budget(cfg, 10_000, 0)
     assert asked == [([W64], ["32-true"])]
     assert chosen.chosen.train_s == 1200 and cfg.model.scheduler.budget_s == 1200 and cfg.trainer.precision == "32-true"
 
@@ -120,9 +122,9 @@ def test_a_pinned_width_and_precision_are_not_probed_for(monkeypatch: pytest.Mon
 def test_a_fixed_step_count_chooses_nothing_and_needs_a_width() -> None:
     cfg = compose_train(["experiment=cpu_airbench", "model.scheduler.budget_s=null", "trainer.max_time=null",
                          "model.net.widths=[32,128,128]"])
-    assert training.apply_budget(cfg) is None and list(cfg.model.net.widths) == list(W32)
+    assert training.apply_budget(cfg, 10_000, 0) is None and list(cfg.model.net.widths) == list(W32)
     with pytest.raises(ConfigError, match="model.net.widths=null is chosen by the budget"):
-        training.apply_budget(compose_train(["experiment=cpu_airbench", "model.scheduler.budget_s=null"]))
+        training.apply_budget(compose_train(["experiment=cpu_airbench", "model.scheduler.budget_s=null"]), 10_000, 0)
 
 
 def test_the_committed_frontier_predicts_every_width_make_train_can_choose() -> None:

@@ -9,14 +9,14 @@ from conftest import CONF, compose_train
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
           for group in ("model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "experiment",
-                        "data/augmentation")}
+                        "data", "data/augmentation")}
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
 def test_every_option_composes_and_resolves(group: str, option: str) -> None:
     cfg = compose_train([f"{group}={option}"], output_dir=CONF)
     OmegaConf.resolve(cfg)
-    assert cfg.data._target_ == "cifarlab.data.CIFAR10DataModule"
+    assert cfg.data._target_ == "cifarlab.data.ImageDataModule"
     assert cfg.model._target_ == "cifarlab.module.ImageClassifier"
     get_class(cfg.model.net._target_)
     get_class(cfg.model.optimizer._target_)
@@ -102,7 +102,7 @@ def test_bad_values_exit_non_zero_naming_the_key(override: str, message: str, ci
     assert "Traceback" not in proc.stderr and not (tmp_path / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("node,cls,skip", [("DataConfig", "cifarlab.data.CIFAR10DataModule", ()),
+@pytest.mark.parametrize("node,cls,skip", [("DataConfig", "cifarlab.data.ImageDataModule", ()),
                                            ("ModelConfig", "cifarlab.module.ImageClassifier", ("mean", "std", "class_names"))])
 def test_the_data_and_model_schemas_state_their_constructors_defaults(node: str, cls: str, skip: tuple) -> None:
     import dataclasses

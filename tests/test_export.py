@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cifarlab.app.uploads import read_upload
+from cifarlab.data.decode import read_upload
 from cifarlab.data import load_cifar10
 from cifarlab.run import TrainedRun
 from cifarlab.serving.config import Format

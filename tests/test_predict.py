@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from PIL import Image
 
-from cifarlab.app.uploads import read_upload
+from cifarlab.data.decode import read_upload
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.reports.config import TTA, Paths
 from cifarlab.run import TrainedRun

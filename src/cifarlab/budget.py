@@ -177,7 +177,7 @@ def predict_accuracy(points: list[tuple[int, float]], images: float) -> float:
 
 def plan(speeds: dict[tuple[Widths, str], Speed], frontier: dict[Widths, list[tuple[int, float]]],
          wall_s: float | None, spent_s: float, reserve_s: float, eval_images: int, tta: str,
-         train_s: float | None = None) -> Plan:
+         train_s: float | None = None, plain_images: int = 0) -> Plan:
     """Choose the candidate of ``speeds`` with the best predicted held-out accuracy.
 
     Args:
@@ -186,16 +186,17 @@ def plan(speeds: dict[tuple[Widths, str], Speed], frontier: dict[Widths, list[tu
         wall_s: the whole budget in seconds (``None`` with ``train_s`` given).
         spent_s: seconds already gone (process start-up, the probe).
         reserve_s: seconds kept for data loading and writing checkpoints and results.
-        eval_images: images the run predicts after training (test set, held-out split), each with ``tta``.
+        eval_images: images the run predicts after training with ``tta`` (the test set).
         tta: the run's TTA mode (:data:`TTA_PASSES`).
         train_s: training seconds given by the user (``model.scheduler.budget_s``): then the wall budget is not used.
+        plain_images: images predicted once each after training (the held-out split).
 
     Raises:
         ConfigError: no candidate has any training seconds left.
     """
     rows = []
     for (widths, precision), speed in speeds.items():
-        test_s = eval_images * TTA_PASSES[tta] / speed.infer_images_per_s
+        test_s = (eval_images * TTA_PASSES[tta] + plain_images) / speed.infer_images_per_s
         seconds = train_s if train_s is not None else wall_s - spent_s - reserve_s - test_s
         if seconds <= 0:
             continue
@@ -204,7 +205,7 @@ def plan(speeds: dict[tuple[Widths, str], Speed], frontier: dict[Widths, list[tu
         rows.append(Choice(widths, precision, speed.train_images_per_s, speed.infer_images_per_s, test_s, seconds, images,
                            predict_accuracy(points, images) if points and len(points) > 1 else None))
     if not rows:
-        slowest = max(eval_images * TTA_PASSES[tta] / s.infer_images_per_s for s in speeds.values())
+        slowest = max((eval_images * TTA_PASSES[tta] + plain_images) / s.infer_images_per_s for s in speeds.values())
         raise ConfigError(
             f"budget.wall_s={wall_s} leaves no training time: {spent_s:.0f} s were spent starting up and probing, "
             f"{reserve_s:.0f} s are kept for loading and writing, and the test with TTA {tta} takes up to {slowest:.0f} s. "
@@ -228,7 +229,7 @@ def cpu_candidate_precisions(accelerator: str) -> list[str]:
 
 
 def choose(widths: list[Widths], precisions: list[str], batch_size: int, wall_s: float | None, reserve_s: float,
-           eval_images: int, tta: str, train_s: float | None = None) -> Plan:
+           eval_images: int, tta: str, train_s: float | None = None, plain_images: int = 0) -> Plan:
     """Probe the candidates (:func:`probe_speeds`), :func:`plan` with the committed frontier and the seconds this
     process has run, and print the table. Arguments as :func:`plan`'s; ``batch_size``: the training batch.
 
@@ -236,7 +237,7 @@ def choose(widths: list[Widths], precisions: list[str], batch_size: int, wall_s:
         ConfigError: see :func:`plan`.
     """
     speeds = probe_speeds(widths, precisions, batch_size)
-    chosen = plan(speeds, load_frontier(), wall_s, process_seconds(), reserve_s, eval_images, tta, train_s)
+    chosen = plan(speeds, load_frontier(), wall_s, process_seconds(), reserve_s, eval_images, tta, train_s, plain_images)
     Console().print(plan_table(chosen))
     return chosen
 

@@ -24,7 +24,7 @@ from cifarlab.rundir import RunDir, TrainResult, current_choices, current_config
 from cifarlab.tta import TTA_MODES
 
 if TYPE_CHECKING:
-    from cifarlab.data import CIFAR10Arrays
+    from cifarlab.data import ImageArrays
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ class TrainedRun:
 
     Args:
         path: a run dir, or a ``.ckpt`` file (its run dir: the folder above ``checkpoints/``).
-        data_root: folder holding ``cifar-10-batches-py/``; None: the ``data.root`` training used.
+        data_root: the data folder (``data.root``: the one holding ``cifar-10-batches-py/``, ``cifar-100-python/``
+            or an image folder's ``train/`` and ``test/``); None: the one training used.
         precision: ``32-true`` | ``bf16-mixed`` | ``16-mixed``, pinned (give train.py's own, from its
             ``metrics.json``, for bit-exact agreement with its numbers); None: the one this machine runs fast
             (:func:`inference_precision`), which is logged when it differs from train.py's.
@@ -94,7 +95,8 @@ class TrainedRun:
 
     Attributes: ``run_dir`` (None for a .ckpt outside a run), ``ckpt_path``, ``sha256`` of the
     checkpoint file, ``hparams`` (the LightningModule's), ``data_hparams`` (the data module's:
-    ``root``, ``val_size``, ``subset``, ``seed``...; empty when not recorded), ``net_target``, ``class_names``,
+    ``root``, ``source``, ``image_size``, ``val_size``, ``subset``, ``seed``...; empty when not recorded),
+    ``source`` and ``image_size`` (the data's: ``cifar10`` and 32 for runs that record none), ``net_target``, ``class_names``,
     ``record`` (the run dir's :class:`RunRecord`, None for a .ckpt outside a run), ``train_metrics``
     (train's ``metrics.json``, a :class:`~cifarlab.rundir.TrainResult`, or None), ``precision`` (the one used here),
     ``trained_precision`` (train.py's, or None), ``data_root``, ``device``,
@@ -139,6 +141,8 @@ class TrainedRun:
         self.net_target: str = self.hparams["net"]["_target_"]
         self.class_names: list[str] = list(self.hparams["class_names"])
         self.data_hparams: dict = dict(ckpt.get("datamodule_hyper_parameters") or {})
+        self.source: str = self.data_hparams.get("source", "cifar10")
+        self.image_size: int = int(self.data_hparams.get("image_size", 32))
         root = data_root or self.data_hparams.get("root")
         self.data_root = Path(root).expanduser() if root else None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -186,7 +190,7 @@ class TrainedRun:
         return self.net_target.rsplit(".", 1)[-1]
 
     def predict(self, images: np.ndarray | torch.Tensor, batch_size: int = 500, tta: str = "none") -> torch.Tensor:
-        """Logits (N, C) float32 on the CPU of images (N, 3, 32, 32) or (N, 32, 32, 3) uint8 (numpy
+        """Logits (N, C) float32 on the CPU of images (N, 3, S, S) or (N, S, S, 3) uint8 (numpy
         or torch), in batches, in the run's precision (autocast for ``*-mixed``), under test-time
         augmentation ``tta`` (``none`` | ``flip`` | ``flip_translate``): the model's forward, as
         train.py's test runs it.
@@ -208,39 +212,55 @@ class TrainedRun:
         return torch.cat(chunks)
 
     def test_set(self) -> tuple[np.ndarray, np.ndarray]:
-        """The CIFAR-10 test set at ``data_root``: images (N, 32, 32, 3) uint8, labels (N,) int64.
+        """The test set of the run's data source at ``data_root``: images (N, S, S, 3) uint8 (S: ``image_size``),
+        labels (N,) int64 indexing ``class_names``.
 
         Raises:
-            DataError: no data root known or no test set there (the message says to pass
-                ``data.root=``); malformed files (see :func:`cifarlab.data.load_cifar10`).
+            DataError: no data root known, or no data there (the message says to pass ``data.root=``);
+                malformed files (see :func:`cifarlab.data.load_arrays`).
         """
         arrays = self._arrays()
         return arrays.test_images, arrays.test_labels
 
     def held_out_set(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The validation split training held out with ``data.val_size=N > 0``: the last N of the
-        training images (as :class:`~cifarlab.data.CIFAR10DataModule` splits them), images
-        (N, 32, 32, 3) uint8 and labels (N,) int64 from ``data_root``; None when the run validated on
-        the test set (``val_size=0``, or a checkpoint that records no data module).
+        """The validation split training held out: with ``data.val_size=N > 0`` the last N of the
+        training images (as :class:`~cifarlab.data.ImageDataModule` splits them), with an image folder's
+        ``val/`` its images; images (N, S, S, 3) uint8 and labels (N,) int64 from ``data_root``; None when
+        the run validated on the test set (``val_size=0`` without ``val/``, or a checkpoint that records no
+        data module).
 
         Raises:
             DataError: as :meth:`test_set`.
         """
         n = int(self.data_hparams.get("val_size") or 0)
-        if n == 0:
+        if n == 0 and self.source != "imagefolder":
             return None
         arrays = self._arrays()
-        return arrays.train_images[-n:], arrays.train_labels[-n:]
+        if arrays.val_images is not None:
+            return arrays.val_images, arrays.val_labels
+        return (arrays.train_images[-n:], arrays.train_labels[-n:]) if n else None
 
-    def _arrays(self) -> CIFAR10Arrays:
-        """All of CIFAR-10 at ``data_root`` (see :meth:`test_set`)."""
-        from cifarlab.data import BASE_FOLDER, load_cifar10
+    def _arrays(self) -> ImageArrays:
+        """All of the run's data at ``data_root`` (see :meth:`test_set`), checked against its classes.
 
-        folder = self.data_root / BASE_FOLDER if self.data_root else None
-        if folder is None or not (folder / "test_batch").is_file():
-            raise DataError(f"no CIFAR-10 test set at {folder or 'a data root the checkpoint records'}: "
-                            f"pass data.root=<the folder holding {BASE_FOLDER}/>")
-        return load_cifar10(self.data_root)
+        Raises:
+            DataError: as :meth:`test_set`; data whose classes are not the run's.
+        """
+        from cifarlab.data import load_arrays
+
+        if self.data_root is None:
+            raise DataError("the checkpoint records no data root: pass data.root=<the folder training read>")
+        try:
+            arrays = load_arrays(self.data_root, self.source, self.image_size,
+                                 self.data_hparams.get("on_bad_image", "error"))
+        except DataError as err:
+            name = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.source, "image-folder")
+            raise DataError(f"no {name} test set at {self.data_root} (data={self.source}, as the run trained): "
+                            f"pass data.root=<the folder training read>. {err}") from err
+        if arrays.class_names != self.class_names:
+            raise DataError(f"the classes at {self.data_root} ({', '.join(arrays.class_names[:12])}...) are not the "
+                            f"run's ({', '.join(self.class_names[:12])}...): pass data.root=<the folder training read>")
+        return arrays
 
     def scalars(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Every scalar of the run's TensorBoard events: name -> (steps, values); empty without events."""

@@ -18,7 +18,7 @@ import lightning as L
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from cifarlab.data import CIFAR10DataModule
+from cifarlab.data import ImageDataModule
 from cifarlab.module import ImageClassifier
 
 
@@ -50,8 +50,8 @@ def _signature_fields(cls: type, target: str, skip: tuple[str, ...] = ()) -> lis
     return fields
 
 
-DataConfig = dataclasses.make_dataclass("DataConfig", _signature_fields(CIFAR10DataModule, "cifarlab.data.CIFAR10DataModule"))
-DataConfig.__doc__ = ("``data``: the arguments of :class:`cifarlab.data.CIFAR10DataModule`, typed and with the defaults "
+DataConfig = dataclasses.make_dataclass("DataConfig", _signature_fields(ImageDataModule, "cifarlab.data.ImageDataModule"))
+DataConfig.__doc__ = ("``data``: the arguments of :class:`cifarlab.data.ImageDataModule`, typed and with the defaults "
                       "of its signature (its docstring says what each does).")
 
 # Set by a fit from its data, or given by older checkpoints only: not config keys.

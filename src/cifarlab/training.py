@@ -1,5 +1,6 @@
 """Experiment wiring for ``train.py``: config -> data, model, trainer -> [LR range test] -> fit
-(or resume) -> test once -> ``metrics.json`` (a :class:`~cifarlab.rundir.TrainResult`)."""
+(or resume) -> test once -> ``metrics.json`` (a :class:`~cifarlab.rundir.TrainResult`). It is one module because
+:func:`train` and the builds and steps it calls read top to bottom in one place, as lightning-hydra-template's train.py."""
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,7 @@ from rich.table import Table
 from cifarlab import provenance
 from cifarlab.budget import Plan, choose, cpu_candidate_precisions
 from cifarlab.callbacks import Throughput
-from cifarlab.data import CIFAR10DataModule
-from cifarlab.data.arrays import CIFAR10_TEST_IMAGES
+from cifarlab.data import ImageDataModule
 from cifarlab.distributed import requeued_checkpoint
 from cifarlab.errors import ConfigError
 from cifarlab.lr_finder import find_lr
@@ -37,11 +37,12 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
-def apply_budget(cfg: DictConfig) -> Plan | None:
+def apply_budget(cfg: DictConfig, test_images: int, held_out_images: int) -> Plan | None:
     """For a preset with a ``budget`` node (``experiment=cpu_airbench``): probe the candidates, choose the width
     and precision with the best predicted held-out accuracy in the budget (:mod:`cifarlab.budget`), print the
     table, and write the choice into ``cfg`` (``model.net.widths``, ``trainer.precision``, ``budget.train_s``,
-    which ``model.scheduler.budget_s`` reads). A value given on the command line pins its part. ``None`` without
+    which ``model.scheduler.budget_s`` reads). ``test_images`` are predicted after training with the run's TTA,
+    ``held_out_images`` once each. A value given on the command line pins its part. ``None`` without
     a budget, or with ``model.scheduler.budget_s=null`` (a fixed step count: nothing to choose).
 
     Raises:
@@ -58,9 +59,8 @@ def apply_budget(cfg: DictConfig) -> Plan | None:
     widths = [cfg.model.net.widths] if cfg.model.net.get("widths") is not None else list(spec.widths)
     precisions = (cpu_candidate_precisions(cfg.trainer.accelerator) if OmegaConf.is_interpolation(cfg.trainer, "precision")
                   else [cfg.trainer.precision])
-    eval_images = (CIFAR10_TEST_IMAGES if cfg.get("test", True) else 0) + cfg.data.val_size
     chosen_plan = choose([tuple(w) for w in widths], precisions, cfg.data.batch_size, spec.wall_s, spec.reserve_s,
-                         eval_images, cfg.model.tta, pinned_s)
+                         test_images, cfg.model.tta, pinned_s, held_out_images)
     with open_dict(cfg):
         cfg.model.net.widths = list(chosen_plan.chosen.widths)
         cfg.trainer.precision = chosen_plan.chosen.precision
@@ -68,10 +68,15 @@ def apply_budget(cfg: DictConfig) -> Plan | None:
     return chosen_plan
 
 
-def build_module(cfg: DictConfig) -> ImageClassifier:
-    """The LightningModule of ``cfg.model`` (its network, optimiser, scheduler and loss stay specs that it
-    instantiates itself, and saves as hyperparameters); a fit gives it the data's normalisation."""
-    return instantiate(cfg.model, _recursive_=False)
+def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> ImageClassifier:
+    """The LightningModule of ``cfg.model`` (its network, optimiser, scheduler and loss stay specs that it instantiates
+    itself, and saves as hyperparameters), with ``model.net.num_classes`` (set in ``cfg``, so config.yaml records it),
+    class names and normalisation of the set-up ``datamodule`` (a fit copies the latter again)."""
+    with open_dict(cfg):
+        cfg.model.net.num_classes = len(datamodule.class_names)
+    module = instantiate(cfg.model, class_names=list(datamodule.class_names), _recursive_=False)
+    module.set_normalisation(datamodule.mean, datamodule.std)
+    return module
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback]) -> L.Trainer:
@@ -123,7 +128,7 @@ def choose_test_weights(trainer: L.Trainer, val_size: int) -> tuple[str | None, 
     return checkpoint.best_model_path, "best"
 
 
-def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
+def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: ImageDataModule,
                       ckpt_path: str | None) -> HeldOutScores | None:
     """The tested weights (``ckpt_path``, or those in memory) on the held-out validation split;
     ``None`` with ``data.val_size=0``, where validation is the test set and no score may be chosen on it.
@@ -139,9 +144,9 @@ def evaluate_held_out(trainer: L.Trainer, module: ImageClassifier, datamodule: C
     return HeldOutScores(acc=float(scores["val/acc"]), loss=float(scores["val/loss"]))
 
 
-def run_test(trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule, ckpt_path: str | None,
+def run_test(trainer: L.Trainer, module: ImageClassifier, datamodule: ImageDataModule, ckpt_path: str | None,
              tta: str) -> TestScores:
-    """The tested weights on the 10,000 test images, once."""
+    """The tested weights on the test images, once."""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)[0]
     acc_tta = tested.get("test/acc_tta")
     return TestScores(acc=float(tested["test/acc"]), loss=float(tested["test/loss"]), images=len(datamodule.test_set),
@@ -177,7 +182,8 @@ def print_summary(result: TrainResult) -> None:
 
 
 def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult | None:
-    """Train ``cfg.model`` on CIFAR-10, test it once and write ``metrics.json`` to ``cfg.paths.output_dir``.
+    """Train ``cfg.model`` on ``cfg.data`` (CIFAR-10, CIFAR-100 or an image folder), test it once and write
+    ``metrics.json`` to ``cfg.paths.output_dir``.
 
     ``lr_find=only`` runs the LR range test alone (``lr_finder.png`` and ``.json``) and returns None; ``lr_find=apply``
     runs it, then trains with ``model.scheduler.max_lr`` set to its suggestion. ``resume=<run dir>`` (or
@@ -201,15 +207,19 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         cfg, ckpt_to_resume = resumed_config(cfg, overrides)
     check_ranges(cfg)
     check_logger_packages(cfg.get("logger"))
-    budget = apply_budget(cfg) if ckpt_to_resume is None else None
     keep_selection_off_the_test_set(cfg)
     if not cfg.get("test", True) and not cfg.data.val_size:
         log.warning("test=false with data.val_size=0: this run measures no accuracy (evaluate.py can test it later)")
     output_dir = Path(cfg.paths.output_dir)
     run_dir = RunDir(output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    datamodule: CIFAR10DataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
-    module = build_module(cfg)
+    datamodule: ImageDataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
+    if int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0))) == 0:
+        datamodule.prepare_data()  # a download, once per machine (Lightning's ranks start after it, in fit)
+    datamodule.setup("fit")
+    held_out = len(datamodule.val_set) if datamodule.hparams.val_size or datamodule.arrays.val_images is not None else 0
+    budget = None if ckpt_to_resume else apply_budget(cfg, len(datamodule.test_set) if cfg.get("test", True) else 0, held_out)
+    module = build_module(cfg, datamodule)
     throughput = Throughput()
     trainer = build_trainer(cfg, [throughput, *callbacks])
     if trainer.is_global_zero:
@@ -234,7 +244,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     result = TrainResult(
         model=cfg.model.net._target_.rsplit(".", 1)[-1],
         norm=cfg.model.net.get("norm"),
-        dataset="CIFAR-10" if datamodule.checksum.status == "official" else "CIFAR-10 (md5 differs from the official release)",
+        dataset=datamodule.dataset_name,
         seed=cfg.seed,
         test=test,
         val=held_out,
@@ -273,7 +283,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     return result
 
 
-def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, datamodule: CIFAR10DataModule,
+def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, datamodule: ImageDataModule,
                 output_dir: Path) -> dict:
     """The LR range test of ``cfg.lr_find``; with ``mode: apply`` the suggestion becomes OneCycle's
     ``model.scheduler.max_lr`` (in the module and in ``cfg``, so ``config.yaml`` and ``metrics.json`` record it).

@@ -5,7 +5,7 @@ catches a value of the right type that means nothing (``model.optimizer.lr=-1``,
 The nodes stay plain constructor arguments (``_target_`` + the argument names); the table is keyed
 by the command-line spelling of each argument, so the message names what the user typed. A key that
 the composed config lacks (``model.optimizer.momentum`` with Adam, ``lr_find`` without ``lr_find=...``) is
-not checked. ``data``'s counts are checked by :class:`cifarlab.data.CIFAR10DataModule` itself, also
+not checked. ``data``'s counts are checked by :class:`cifarlab.data.ImageDataModule` itself, also
 before it reads anything.
 """
 from __future__ import annotations

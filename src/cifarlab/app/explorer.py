@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cifarlab.app.uploads import read_upload
+from cifarlab.data.decode import read_upload
 from cifarlab.errors import CifarlabError, DataError
 from cifarlab.reports.evaluate import read_report
 from cifarlab.reports.features import BlockOutputs, colourise, conv_layer_names, kernel_grid
@@ -142,7 +142,7 @@ class Explorer:
     def predict(self, image: Any, k: Any = 3) -> dict[str, float]:
         """Top-``k`` classes of an upload: {class name: probability}, most probable first (k in 1..10)."""
         k = number("k (classes shown)", k, 1, len(self.class_names))
-        probs = torch.softmax(self.run.predict(read_upload(image, self.max_megapixels)[None]), dim=1)[0]
+        probs = torch.softmax(self.run.predict(read_upload(image, self.max_megapixels, self.run.image_size)[None]), dim=1)[0]
         top = np.argsort(-probs.numpy(), kind="stable")[:k]
         return {self.class_names[i]: float(probs[i]) for i in top}
 
@@ -150,7 +150,7 @@ class Explorer:
         """GradCAM of the predicted class over an upload: (128, 128, 3) uint8, or None when not ``show``."""
         if not show:
             return None
-        opacity, pixels = number("opacity", opacity, 0, 1, whole=False), read_upload(image, self.max_megapixels)
+        opacity, pixels = number("opacity", opacity, 0, 1, whole=False), read_upload(image, self.max_megapixels, self.run.image_size)
         cam = gradcam(self.run.model, pixels[None], layer or self.default_block)[0]
         return overlay(pixels, cam, 1.0 - opacity, DISPLAY)
 
@@ -211,7 +211,7 @@ class Explorer:
     def feature_maps(self, image: Any, channel: Any = 0) -> list[tuple[np.ndarray, str]]:
         """Channel ``channel`` of each top-level block's output for an upload: [((128, 128, 3) uint8, caption)]."""
         channel = number("channel", channel, 0, min(self.features.channels.values()) - 1)
-        pixels = torch.from_numpy(read_upload(image, self.max_megapixels)[None]).to(self.run.device)
+        pixels = torch.from_numpy(read_upload(image, self.max_megapixels, self.run.image_size)[None]).to(self.run.device)
         maps = {name: out[0, channel].float().cpu().numpy()
                 for name, out in self.features(self.run.model.normalise(pixels)).items()}
         return [(upscale(colourise(values)[None], DISPLAY)[0],

@@ -20,7 +20,7 @@ import gradio as gr
 from cifarlab.app.config import AppConfig
 from cifarlab.app.explorer import MAX_SHOWN, Explorer
 from cifarlab.errors import CifarlabError, ConfigError
-from cifarlab.examples import example_paths
+from cifarlab.examples import CLASS_NAMES, example_paths
 from cifarlab.run import TrainedRun
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def user_errors(fn: Callable) -> Callable:
 def build_app(explorer: Explorer) -> gr.Blocks:
     """The UI around ``explorer``'s callbacks. API endpoints: /predict, /gradcam, /misclassified,
     /misclassified_gradcam, /test_summary, /feature_maps, /kernels, /model_card."""
-    examples = [[str(path)] for path in example_paths()]
+    # the built-in examples are CIFAR-10 test images: offered to a run of CIFAR-10's classes only
+    examples = [[str(path)] for path in example_paths()] if list(explorer.class_names) == CLASS_NAMES else []
     n_classes = len(explorer.class_names)
     fewest = min(explorer.features.channels.values())
     on = {name: user_errors(getattr(explorer, name)) for name in (
@@ -56,11 +57,13 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         with gr.Tab("Predict"):
             with gr.Row():
                 with gr.Column():
-                    image = gr.Image(label="Image (any size; centre square, resized to 32 x 32)", type="filepath",
+                    side = explorer.run.image_size
+                    image = gr.Image(label=f"Image (any size; centre square, resized to {side} x {side})", type="filepath",
                                      image_mode=None, sources=["upload", "clipboard"], height=256, elem_id="image")
-                    gr.Examples(examples, inputs=image, label="CIFAR-10 test images", examples_per_page=10,
-                                elem_id="examples")
-                    k = gr.Slider(1, n_classes, value=3, step=1, label="Top k classes", elem_id="k")
+                    if examples:
+                        gr.Examples(examples, inputs=image, label="CIFAR-10 test images", examples_per_page=10,
+                                    elem_id="examples")
+                    k = gr.Slider(1, n_classes, value=min(3, n_classes), step=1, label="Top k classes", elem_id="k")
                     show_cam = gr.Checkbox(value=True, label="Show GradCAM")
                     with gr.Group() as cam_controls:
                         layer = gr.Dropdown(explorer.blocks, value=explorer.default_block, label="GradCAM layer")
@@ -112,7 +115,8 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 with gr.Column():
                     fm_image = gr.Image(label="Image", type="filepath", image_mode=None,
                                         sources=["upload", "clipboard"], height=256)
-                    gr.Examples(examples, inputs=fm_image, label="CIFAR-10 test images", examples_per_page=10)
+                    if examples:
+                        gr.Examples(examples, inputs=fm_image, label="CIFAR-10 test images", examples_per_page=10)
                     channel = gr.Slider(0, fewest - 1, value=0, step=1, label=f"Channel (0..{fewest - 1})")
                     fm_button = gr.Button("Show feature maps", variant="primary")
                 fm_gallery = gr.Gallery(label="Activation per block", columns=2, format="png", elem_id="feature-maps")

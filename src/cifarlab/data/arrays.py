@@ -1,4 +1,5 @@
-"""CIFAR-10 in torchvision's ``cifar-10-batches-py`` layout, read into memory once.
+"""CIFAR-10 in torchvision's ``cifar-10-batches-py`` layout, read into memory once; the arrays every
+data source ends in (:class:`ImageArrays`), and the pickle reading CIFAR-100 shares (:mod:`.sources`).
 
 Batches are read with a restricted unpickler (:class:`BatchUnpickler`) that admits only what a
 CIFAR batch holds, because evaluate.py and the app read a data folder that a checkpoint names.
@@ -29,28 +30,34 @@ log = logging.getLogger(__name__)
 BASE_FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
 TRAIN_FILES = [name for name, _ in CIFAR10.train_list]
 TEST_FILES = [name for name, _ in CIFAR10.test_list]
-CIFAR10_TEST_IMAGES = 10_000  # the official test split (test_batch)
 META_FILE = CIFAR10.meta["filename"]
 OFFICIAL_MD5 = dict(CIFAR10.train_list + CIFAR10.test_list + [[META_FILE, CIFAR10.meta["md5"]]])
 DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)  # where torchvision downloads CIFAR-10 from
 IMAGE_BYTES = 3 * 32 * 32
+DATASET_OF_FOLDER = {BASE_FOLDER: "CIFAR-10", "cifar-100-python": "CIFAR-100"}
 
 
 @dataclass
 class ChecksumReport:
-    """Outcome of the md5 check: ``status`` is ``"official"`` or ``"mismatch"``."""
+    """What identifies the data a run saw: ``status`` is ``"official"`` or ``"mismatch"`` (the md5 check of
+    CIFAR-10 and CIFAR-100) or ``"unchecked"`` (an image folder, which has no official md5s);
+    ``fingerprint`` is :func:`fingerprint` of the arrays; ``skipped`` lists the image files that could not be
+    read and were left out (``data.on_bad_image=skip``), relative to the data root."""
 
     status: str
     mismatched: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @dataclass
-class CIFAR10Arrays:
-    """The whole dataset in memory: images (N, 32, 32, 3) uint8, labels (N,) int64."""
+class ImageArrays:
+    """The whole dataset in memory: images (N, S, S, 3) uint8 (S = 32 for CIFAR), labels (N,) int64 in
+    ``0 .. len(class_names) - 1``. ``val_images``/``val_labels``: a validation split of its own (an image
+    folder's ``val/``), else None."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -58,6 +65,11 @@ class CIFAR10Arrays:
     test_labels: np.ndarray
     class_names: list[str]
     checksum: ChecksumReport
+    val_images: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
+
+
+CIFAR10Arrays = ImageArrays  # the name older code imports
 
 
 def _md5(path: Path) -> str:
@@ -81,41 +93,58 @@ class BatchUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _unpickle(path: Path) -> dict:
+def unpickle(path: Path) -> dict:
+    """A CIFAR pickle, read with :class:`BatchUnpickler`.
+
+    Raises:
+        DataError: a truncated file or one that is no CIFAR pickle (names the file and what to do).
+    """
     try:
         with path.open("rb") as f:
             return BatchUnpickler(f, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, UnicodeDecodeError, AttributeError, IndexError) as err:
         raise DataError(
-            f"{path} is truncated or not a CIFAR-10 pickle ({type(err).__name__}: {err}). "
-            "Delete the cifar-10-batches-py folder and download CIFAR-10 again (data.download=true), or rebuild it from your copy."
+            f"{path} is truncated or not a {DATASET_OF_FOLDER.get(path.parent.name, 'CIFAR')} pickle "
+            f"({type(err).__name__}: {err}). "
+            f"Delete the {path.parent.name} folder and download it again (data.download=true), or rebuild it from your copy."
         ) from err
 
 
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file -> images (n, 32, 32, 3) uint8, labels (n,) int64, checked for shape and range."""
-    entry = _unpickle(path)
+def read_batch(path: Path, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file -> images (n, 32, 32, 3) uint8, labels (n,) int64 (``labels``, or CIFAR-100's
+    ``fine_labels``), checked for shape and for labels in 0 .. num_classes - 1.
+
+    Raises:
+        DataError: a malformed batch (names the file).
+    """
+    entry = unpickle(path)
     data = entry.get("data") if isinstance(entry, dict) else None
     labels = entry.get("labels", entry.get("fine_labels")) if isinstance(entry, dict) else None
     if not isinstance(data, np.ndarray) or labels is None:
-        raise DataError(f"{path} has no 'data' array and 'labels' list: not a CIFAR-10 batch. Rebuild the folder.")
+        raise DataError(f"{path} has no 'data' array and 'labels' list: not a CIFAR batch. Rebuild the folder.")
     labels = np.asarray(labels, dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES or len(data) != len(labels):
         raise DataError(
             f"{path} is malformed: data {data.dtype}{list(data.shape)} with {len(labels)} labels, expected "
             f"uint8[n, {IMAGE_BYTES}] with n labels. Rebuild the folder."
         )
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"{path} has labels outside 0..9 ({labels.min()}..{labels.max()}). Rebuild the folder.")
+    if len(labels) and (labels.min() < 0 or labels.max() > num_classes - 1):
+        raise DataError(f"{path} has labels outside 0..{num_classes - 1} ({labels.min()}..{labels.max()}). "
+                        "Rebuild the folder.")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
 
 
-def _check_balance(labels: np.ndarray, split: str, folder: Path) -> None:
-    counts = np.bincount(labels, minlength=10)
+def check_balance(labels: np.ndarray, split: str, folder: Path, num_classes: int = 10, name: str = "CIFAR-10") -> None:
+    """Every one of ``num_classes`` classes present in ``labels`` (n,) int64, equally often.
+
+    Raises:
+        DataError: otherwise (names the split, the folder and the counts).
+    """
+    counts = np.bincount(labels, minlength=num_classes)
     if counts.min() == 0 or counts.min() != counts.max():
         raise DataError(
-            f"the {split} split in {folder} is not CIFAR-10: per-class counts {counts.tolist()} "
-            "(expected 10 classes of equal size, 5,000 / 1,000 each). Rebuild the folder."
+            f"the {split} split in {folder} is not {name}: per-class counts {counts.tolist()} "
+            f"(expected {num_classes} classes of equal size). Rebuild the folder."
         )
 
 
@@ -135,57 +164,69 @@ def _network_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
-def ensure_cifar10(root: str | Path, download: bool = False) -> Path:
-    """Return ``root/cifar-10-batches-py``; with ``download``, fetch it through torchvision when
-    files are missing and the download host is reachable.
+def ensure_pickles(root: str | Path, dataset: type[CIFAR10] = CIFAR10, name: str = "CIFAR-10",
+                   download: bool = False) -> Path:
+    """Return ``root/<dataset.base_folder>``; with ``download``, fetch it through torchvision's ``dataset``
+    (``CIFAR10`` or ``CIFAR100``) when files are missing and the download host is reachable.
 
     Raises:
         DataError: files are missing and downloading is off, no network is reachable, or the
             download failed; the message names the path and how to provide the data.
     """
-    folder = Path(root).expanduser() / BASE_FOLDER
-    missing = [name for name in OFFICIAL_MD5 if not (folder / name).is_file()]
+    folder = Path(root).expanduser() / dataset.base_folder
+    official = dict(dataset.train_list + dataset.test_list + [[dataset.meta["filename"], dataset.meta["md5"]]])
+    missing = [file for file in official if not (folder / file).is_file()]
     if not missing:
         return folder
     how = (
-        f"Put {BASE_FOLDER}/ under data/ in the checkout, or set CIFARLAB_DATA to the folder that holds it "
+        f"Put {dataset.base_folder}/ under data/ in the checkout, or set CIFARLAB_DATA to the folder that holds it "
         "(conf/local/README.md; data.root=... for one run); or run once with data.download=true where "
         "https://www.cs.toronto.edu is reachable."
     )
     if not download:
-        raise DataError(f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}. {how}")
+        raise DataError(f"{name} not found: {folder} lacks {', '.join(missing)}. {how}")
     if not _network_reachable():
-        raise DataError(f"CIFAR-10 not found: {folder} lacks {', '.join(missing)} and no network is reachable. {how}")
-    log.info("CIFAR-10 missing under %s: downloading through torchvision", folder)
+        raise DataError(f"{name} not found: {folder} lacks {', '.join(missing)} and no network is reachable. {how}")
+    log.info("%s missing under %s: downloading through torchvision", name, folder)
     try:
-        CIFAR10(str(Path(root).expanduser()), train=True, download=True)
+        dataset(str(Path(root).expanduser()), train=True, download=True)
     except Exception as err:  # torchvision raises URLError, RuntimeError (bad md5) or OSError
-        raise DataError(f"downloading CIFAR-10 into {folder} failed: {err}. {how}") from err
+        raise DataError(f"downloading {name} into {folder} failed: {err}. {how}") from err
     return folder
 
 
-def verify_checksums(folder: Path, strict: bool) -> list[str]:
-    """Names of the files whose md5 differs from torchvision's official ones.
+def ensure_cifar10(root: str | Path, download: bool = False) -> Path:
+    """Return ``root/cifar-10-batches-py``: :func:`ensure_pickles` of CIFAR-10.
+
+    Raises:
+        DataError: see :func:`ensure_pickles`.
+    """
+    return ensure_pickles(root, CIFAR10, "CIFAR-10", download)
+
+
+def verify_checksums(folder: Path, strict: bool, official: dict[str, str] = OFFICIAL_MD5,
+                     name: str = "CIFAR-10") -> list[str]:
+    """Names of the files whose md5 differs from the ``official`` ones (file name -> md5; torchvision's).
 
     Raises:
         DataError: with ``strict`` and any mismatch.
     """
-    mismatched = [name for name, md5 in OFFICIAL_MD5.items() if _md5(folder / name) != md5]
+    mismatched = [file for file, md5 in official.items() if _md5(folder / file) != md5]
     if mismatched and strict:
         raise DataError(
-            f"md5 of {', '.join(mismatched)} in {folder} differs from the official CIFAR-10 release "
+            f"md5 of {', '.join(mismatched)} in {folder} differs from the official {name} release "
             "and data.strict_checksum=true. Use the official files, or set data.strict_checksum=false "
             "to train on this copy (the mismatch is then recorded in metrics.json)."
         )
     if mismatched:
         log.warning(
-            "md5 of %s in %s differs from the official CIFAR-10 release (a re-encoded or modified copy); "
-            "training on it and recording the mismatch in metrics.json", ", ".join(mismatched), folder,
+            "md5 of %s in %s differs from the official %s release (a re-encoded or modified copy); "
+            "training on it and recording the mismatch in metrics.json", ", ".join(mismatched), folder, name,
         )
     return mismatched
 
 
-def load_cifar10(root: str | Path, strict_checksum: bool = False, download: bool = False) -> CIFAR10Arrays:
+def load_cifar10(root: str | Path, strict_checksum: bool = False, download: bool = False) -> ImageArrays:
     """Read all of CIFAR-10 under ``root`` into memory (about 180 MB, ~1 s); ``download`` as in
     :func:`ensure_cifar10`.
 
@@ -194,19 +235,19 @@ def load_cifar10(root: str | Path, strict_checksum: bool = False, download: bool
     """
     folder = ensure_cifar10(root, download)
     mismatched = verify_checksums(folder, strict_checksum)
-    train = [_read_batch(folder / name) for name in TRAIN_FILES]
-    test_images, test_labels = _read_batch(folder / TEST_FILES[0])
+    train = [read_batch(folder / name) for name in TRAIN_FILES]
+    test_images, test_labels = read_batch(folder / TEST_FILES[0])
     train_images = np.concatenate([images for images, _ in train])
     train_labels = np.concatenate([labels for _, labels in train])
-    _check_balance(train_labels, "training", folder)
-    _check_balance(test_labels, "test", folder)
-    meta = _unpickle(folder / META_FILE)
+    check_balance(train_labels, "training", folder)
+    check_balance(test_labels, "test", folder)
+    meta = unpickle(folder / META_FILE)
     report = ChecksumReport(
         status="mismatch" if mismatched else "official",
         mismatched=mismatched,
         fingerprint=fingerprint(train_images, train_labels, test_images, test_labels),
     )
-    return CIFAR10Arrays(train_images, train_labels, test_images, test_labels, list(meta["label_names"]), report)
+    return ImageArrays(train_images, train_labels, test_images, test_labels, list(meta["label_names"]), report)
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:

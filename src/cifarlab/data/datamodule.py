@@ -1,21 +1,25 @@
-"""The Lightning DataModule: CIFAR-10 from in-memory uint8 arrays (:mod:`.arrays`), split, and served on
+"""The Lightning DataModule: CIFAR-10, CIFAR-100 or an image folder as in-memory uint8 arrays (:mod:`.sources`), split, and served on
 one of two paths (:mod:`.loaders`: ``workers`` or ``device``), in the order and with the per-batch
 seeds of :mod:`.sampling`.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from cifarlab.data.arrays import CIFAR10Arrays, ChecksumReport, channel_stats, ensure_cifar10, load_cifar10
+from cifarlab.data.arrays import ChecksumReport, ImageArrays, channel_stats
 from cifarlab.data.augment import DeviceAugment, build_eval_transform, build_train_transform
 from cifarlab.data.loaders import DeviceBatches, ImageDataset, ResumableDataLoader
 from cifarlab.data.sampling import EpochOrder, batches_done_this_epoch
+from cifarlab.data.sources import check_source, load_arrays, prepare
 from cifarlab.errors import ConfigError
 
 AUGMENT_ON = ("workers", "device")
+NET_IMAGE_SIZE = 32  # the side the networks of conf/model take
 
 
 def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero: bool = False) -> None:
@@ -27,19 +31,20 @@ def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero
         raise ConfigError(f"data.{name} must be {kind}, got {value!r}")
 
 
-class CIFAR10DataModule(L.LightningDataModule):
-    """CIFAR-10 for Lightning, from the in-memory arrays of :func:`load_cifar10`.
+class ImageDataModule(L.LightningDataModule):
+    """Labelled images for Lightning, from the in-memory arrays of :func:`~cifarlab.data.sources.load_arrays`.
 
     Args:
-        root: folder that holds (or will hold) ``cifar-10-batches-py/``.
+        root: folder that holds (or will hold) ``cifar-10-batches-py/`` or ``cifar-100-python/``; with
+            ``source=imagefolder`` the tree ``train/<class>/*``, ``test/<class>/*`` (optional ``val/<class>/*``).
         batch_size: images per training batch (per device under DDP).
         eval_batch_size: images per validation and test batch; ``None``: ``batch_size``. One that
             divides the split (2,000 for the 10,000 test images, as airbench) gives a compiled
             network one batch shape, so the test does not recompile for a last smaller batch.
         num_workers, pin_memory, persistent_workers: passed to every DataLoader.
-        val_size: 0 validates on the 10,000 test images (as Page and the seed notebooks do);
+        val_size: 0 validates on the test images (as Page and the seed notebooks do);
             N > 0 holds the last N training images out for validation, so that sweeps never
-            select on the test set.
+            select on the test set. An image folder with ``val/`` validates on it, and needs 0.
         subset: train on the first N (remaining) training images; ``None`` uses all.
         strict_checksum: an md5 mismatch with the official files is an error, not a warning.
         download: fetch the data through torchvision when it is missing (needs a network).
@@ -52,21 +57,27 @@ class CIFAR10DataModule(L.LightningDataModule):
             :mod:`cifarlab.data.augment`).
         augment_on: ``workers`` (albumentations per image in DataLoader workers) or ``device``
             (:class:`DeviceBatches` on the model's device; ``num_workers`` etc. are then unused).
+        source: ``cifar10`` | ``cifar100`` | ``imagefolder`` (:mod:`cifarlab.data.sources`).
+        image_size: side S in pixels of the square an image folder's images are resized to; 32, the side
+            the networks of conf/model take, is the only one accepted (the loaders take any).
+        on_bad_image: ``error`` (an unreadable image file in an image folder is an error) or ``skip``
+            (it is left out, logged and listed in ``checksum.skipped``).
 
     The training batches drop the last partial batch (as Page's and airbench's loaders do), so
     every step sees ``batch_size`` images. Under DDP every split is sharded by :class:`EpochOrder`:
     training in equal shares, validation and test with each image on exactly one rank (the
     torchmetrics objects of :class:`~cifarlab.module.ImageClassifier` sum their counts over ranks).
 
-    Every batch holds uint8 images (N, 3, 32, 32) and int64 labels: the model normalises. After
+    Every batch holds uint8 images (N, 3, S, S) and int64 labels: the model normalises. After
     ``setup()``: ``mean``/``std`` (per-channel statistics of the training images used, pixel/255,
     for the model's normalisation), ``class_names``, ``checksum`` (a :class:`ChecksumReport`).
 
     Raises:
         ConfigError: a non-positive batch_size or subset, negative num_workers or val_size,
             val_size or subset larger than the training set, fewer training images than one batch,
-            an unknown augment_on, a transform with no batched equivalent under ``device``.
-        DataError: see :func:`load_cifar10`.
+            an unknown augment_on, a transform with no batched equivalent under ``device``; an unknown
+            source or on_bad_image; an image_size other than 32; an image folder with ``val/`` and ``val_size`` > 0.
+        DataError: see :func:`~cifarlab.data.sources.load_arrays`.
     """
 
     def __init__(
@@ -84,6 +95,9 @@ class CIFAR10DataModule(L.LightningDataModule):
         train_transforms: list[dict] | None = None,
         augment_on: str = "workers",
         eval_batch_size: int | None = None,
+        source: str = "cifar10",
+        image_size: int = 32,
+        on_bad_image: str = "error",
     ) -> None:
         super().__init__()
         if augment_on not in AUGMENT_ON:
@@ -93,8 +107,12 @@ class CIFAR10DataModule(L.LightningDataModule):
         _positive("num_workers", num_workers, allow_zero=True)
         _positive("val_size", val_size, allow_zero=True)
         _positive("subset", subset, allow_none=True)
+        check_source(source, image_size, on_bad_image)
+        if image_size != NET_IMAGE_SIZE:  # the heads of conf/model's networks pool a fixed 4 x 4 map
+            raise ConfigError(f"data.image_size={image_size}: the networks of conf/model take {NET_IMAGE_SIZE} x "
+                              f"{NET_IMAGE_SIZE} images; use data.image_size={NET_IMAGE_SIZE}")
         self.save_hyperparameters(logger=False)  # cifarlab.tracking decides what loggers record
-        self.arrays: CIFAR10Arrays | None = None
+        self.arrays: ImageArrays | None = None
         self.mean: list[float] = []
         self.std: list[float] = []
 
@@ -106,11 +124,28 @@ class CIFAR10DataModule(L.LightningDataModule):
     def checksum(self) -> ChecksumReport:
         return self.arrays.checksum
 
+    @property
+    def dataset_name(self) -> str:
+        """How ``metrics.json`` and train's summary name the data: ``CIFAR-10`` or ``CIFAR-100`` (each with its
+        md5 status), or ``image folder <name of root>``."""
+        hp = self.hparams
+        if hp.source == "imagefolder":
+            return f"image folder {Path(hp.root).expanduser().resolve().name}"
+        name = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[hp.source]
+        return name if self.checksum.status == "official" else f"{name} (md5 differs from the official release)"
+
     def prepare_data(self) -> None:
-        ensure_cifar10(self.hparams.root, self.hparams.download)
+        prepare(self.hparams.root, self.hparams.source, self.hparams.download)
 
     def _split(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         a, hp = self.arrays, self.hparams
+        if a.val_images is not None:
+            if hp.val_size:
+                raise ConfigError(f"data.val_size={hp.val_size}, but {hp.root} has a val/ folder, which is the "
+                                  "validation split: set data.val_size=0, or remove val/ to hold out training images")
+            if hp.subset is not None and hp.subset > len(a.train_images):
+                raise ConfigError(f"data.subset={hp.subset} exceeds the {len(a.train_images)} training images available")
+            return (a.train_images[:hp.subset], a.train_labels[:hp.subset]), (a.val_images, a.val_labels)
         n_train = len(a.train_images) - hp.val_size
         if n_train < 1:
             raise ConfigError(f"data.val_size={hp.val_size} leaves no training images (there are {len(a.train_images)})")
@@ -125,7 +160,8 @@ class CIFAR10DataModule(L.LightningDataModule):
         """Load the arrays (once), compute the training statistics and build the datasets."""
         if self.arrays is not None:
             return
-        self.arrays = load_cifar10(self.hparams.root, self.hparams.strict_checksum, self.hparams.download)
+        hp = self.hparams
+        self.arrays = load_arrays(hp.root, hp.source, hp.image_size, hp.on_bad_image, hp.strict_checksum, hp.download)
         (train_x, train_y), (val_x, val_y) = self._split()
         self.mean, self.std = channel_stats(train_x)
         specs = self.hparams.train_transforms or []
@@ -140,7 +176,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         self.test_set = ImageDataset(self.arrays.test_images, self.arrays.test_labels, eval_tf)
 
     def train_images(self, n: int) -> torch.Tensor:
-        """The first ``n`` training images, uint8 (n, 3, 32, 32) on the CPU, unaugmented (airbench's
+        """The first ``n`` training images, uint8 (n, 3, S, S) on the CPU, unaugmented (airbench's
         whitening layer is set from their patches)."""
         return torch.from_numpy(self.train_set.images[:n]).permute(0, 3, 1, 2)
 
@@ -219,3 +255,6 @@ class CIFAR10DataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self.test_set, train=False)
+
+
+CIFAR10DataModule = ImageDataModule  # the name older run dirs' config.yaml give as data._target_

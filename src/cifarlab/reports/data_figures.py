@@ -6,19 +6,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifarlab.data import CIFAR10DataModule
+from cifarlab.data import ImageDataModule
 from cifarlab.data.augment import BatchContext
 from cifarlab.data.sampling import batch_seed
 from cifarlab.reports.figures import save_grid, upscale
 
 
-def write_data_figures(datamodule: CIFAR10DataModule, out: Path, count: int = 20, size: int = 128) -> None:
+def write_data_figures(datamodule: ImageDataModule, out: Path, count: int = 20, size: int = 128) -> None:
     """``samples.png``: the first ``count`` training images with their classes; ``augmentations.png``:
     the same images after the training augmentation (``data.seed`` fixes which), both upscaled to
     ``size`` pixels in grids of 5 columns.
 
     Raises:
-        CifarlabError: see :class:`CIFAR10DataModule` (missing or malformed data).
+        CifarlabError: see :class:`ImageDataModule` (missing or malformed data).
     """
     datamodule.setup("fit")
     dataset, names = datamodule.train_set, datamodule.class_names
@@ -31,7 +31,7 @@ def write_data_figures(datamodule: CIFAR10DataModule, out: Path, count: int = 20
               title="The same images after the training augmentation")
 
 
-def augmented(datamodule: CIFAR10DataModule, count: int) -> np.ndarray:
+def augmented(datamodule: ImageDataModule, count: int) -> np.ndarray:
     """The first ``count`` training images after the training augmentation of the data module's path
     (``workers``: albumentations per image; ``device``: the batched ops of its first batch), as
     (count, H, W, 3) uint8."""

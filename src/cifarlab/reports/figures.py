@@ -37,10 +37,33 @@ def save_grid(images: np.ndarray, captions: Sequence[str], path: Path, title: st
     fig.savefig(path, dpi=dpi)
 
 
+MAX_GRID_CLASSES = 20  # above this, a C x C grid is unreadable: the top confusions are drawn instead
+TOP_CONFUSIONS = 25
+
+
+def top_confusions(matrix: Sequence[Sequence[int]], count: int = TOP_CONFUSIONS) -> list[tuple[int, int, int]]:
+    """The ``count`` largest off-diagonal cells of a (C, C) confusion matrix as (images, true, predicted),
+    largest first (ties by true class, then predicted), zero cells left out."""
+    m = np.array(matrix)
+    np.fill_diagonal(m, 0)
+    true, pred = np.nonzero(m)
+    cells = sorted(zip((-m[true, pred]).tolist(), true.tolist(), pred.tolist()))[:count]
+    return [(-n, t, p) for n, t, p in cells]
+
+
 def save_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path) -> None:
-    """Confusion matrix (C, C) counts (rows: true class, columns: predicted) as an annotated 800 x 800 PNG."""
+    """Confusion matrix (C, C) counts (rows: true class, columns: predicted) as an annotated 800 x 800 PNG;
+    with more than :data:`MAX_GRID_CLASSES` classes, a bar chart of its :func:`top_confusions` instead."""
     fig = Figure(figsize=(8, 8))
-    plot_confusion_matrix(torch.tensor(matrix), ax=fig.subplots(), labels=list(class_names), cmap="Blues")
+    if len(class_names) <= MAX_GRID_CLASSES:
+        plot_confusion_matrix(torch.tensor(matrix), ax=fig.subplots(), labels=list(class_names), cmap="Blues")
+    else:
+        cells = top_confusions(matrix)[::-1]  # largest at the top
+        ax = fig.subplots()
+        ax.barh(range(len(cells)), [n for n, _, _ in cells], color="tab:blue")
+        ax.set_yticks(range(len(cells)), [f"{class_names[t]} \u2192 {class_names[p]}" for _, t, p in cells], fontsize=8)
+        ax.set_xlabel("test images (true \u2192 predicted)")
+        ax.set_title(f"The {len(cells)} largest confusions of {len(class_names)} classes")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 

@@ -43,7 +43,28 @@ def figure(name: str, caption: str, figures: Sequence[str]) -> list[str]:
     return ["", f"![{caption}]({path})"] if path else []
 
 
-def intended_use(class_names: Sequence[str]) -> list[str]:
+NAMES_LISTED = 20  # class names an intended-use line lists
+
+
+def dataset_label(config: dict | None, train: dict | None) -> str:
+    """The data a run trained on: ``CIFAR-10`` (runs that record no source), ``CIFAR-100``, or train.py's
+    name of an image folder (``image folder <name>``)."""
+    source = ((config or {}).get("data") or {}).get("source", "cifar10")
+    named = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+    return named.get(source) or (train or {}).get("dataset") or "image folder"
+
+
+def intended_use(class_names: Sequence[str], dataset: str = "CIFAR-10") -> list[str]:
+    if dataset != "CIFAR-10":
+        names = ", ".join(class_names[:NAMES_LISTED]) + (", …" if len(class_names) > NAMES_LISTED else "")
+        return ["## Intended use", "",
+                f"- **For**: research and teaching on image classification: classifying small colour images into the "
+                f"{len(class_names)} classes of {dataset} ({names}), comparing training recipes, and looking at "
+                "what a small convolutional network learns.",
+                f"- **Out of scope**: any class outside those {len(class_names)} (every input gets one of them); "
+                "images unlike the training images (larger images are reduced to a small square and lose detail); "
+                "decisions about people, safety, security or money; inputs crafted to fool it; any use that needs "
+                "the accuracies below to hold on another image distribution."]
     return ["## Intended use", "",
             f"- **For**: research and teaching on image classification: classifying 32 x 32 colour photographs "
             f"into the ten CIFAR-10 classes ({', '.join(class_names)}), comparing training recipes, and looking "
@@ -58,7 +79,15 @@ def intended_use(class_names: Sequence[str]) -> list[str]:
 def data_section(config: dict | None, train: dict | None, evaluation: dict | None) -> list[str]:
     lines = ["## Data", ""]
     checksum = ((train or {}).get("data") or {}).get("checksum")
-    if checksum is None:
+    dataset = dataset_label(config, train)
+    if dataset != "CIFAR-10":
+        status = (checksum or {}).get("status", NOT_MEASURED)
+        skipped = (checksum or {}).get("skipped") or []
+        lines.append(f"- **Dataset**: {dataset}; checksum status {status}"
+                     + (f", array fingerprint `{checksum.get('fingerprint', '')[:16]}`" if checksum else "")
+                     + (f"; {len(skipped)} unreadable file(s) left out ({', '.join(skipped[:5])}"
+                        + (", …" if len(skipped) > 5 else "") + ")" if skipped else "") + ".")
+    elif checksum is None:
         lines.append(f"- **Dataset**: CIFAR-10; checksum status {NOT_MEASURED} (no train metrics.json).")
     elif checksum["status"] == "official":
         lines.append("- **Dataset**: CIFAR-10 (the official release: the md5 of every file matches).")
@@ -78,7 +107,8 @@ def data_section(config: dict | None, train: dict | None, evaluation: dict | Non
         transforms = f"`{describe(data['train_transforms'])}`" if data["train_transforms"] else "none"
         lines.append(f"- **Augmentation** (on {data.get('augment_on', 'workers')}): {transforms}.")
     images = ((evaluation or {}).get("test") or {}).get("images") or ((train or {}).get("test") or {}).get("images")
-    lines.append(f"- **Test images**: {images:,} (CIFAR-10's test batch)." if images else
+    split = "CIFAR-10's test batch" if dataset == "CIFAR-10" else "the test split"
+    lines.append(f"- **Test images**: {images:,} ({split})." if images else
                  f"- **Test images**: {NOT_MEASURED}.")
     return lines
 
@@ -236,8 +266,9 @@ def render_model_card(config: dict | None, train: dict | None, evaluation: dict 
     """
     class_names = list(class_names) or list((evaluation or {}).get("per_class") or [])
     model = (evaluation or {}).get("model") or (train or {}).get("model") or "classifier"
+    dataset = dataset_label(config, train)
     lines = [f"# Model card: {model}" + (f", run {run_name}" if run_name else ""), "",
-             f"A {model} CIFAR-10 classifier trained with cifarlab's `train.py`. Written by `evaluate.py` from the "
+             f"A {model} {dataset} classifier trained with cifarlab's `train.py`. Written by `evaluate.py` from the "
              "run's config.yaml and metrics.json and the evaluation's metrics.json; fractions as %, times in seconds."]
     checkpoint = (evaluation or {}).get("checkpoint") or {}
     tested = (train or {}).get("tested_checkpoint") or {}
@@ -245,7 +276,7 @@ def render_model_card(config: dict | None, train: dict | None, evaluation: dict 
         lines += ["", f"- **Weights**: the {tested.get('which', 'given')} checkpoint"
                   + (f", sha256 `{checkpoint['sha256'][:16]}…`" if checkpoint.get("sha256") else "") + "."]
     lines += [""]
-    for section in (intended_use(class_names), data_section(config, train, evaluation),
+    for section in (intended_use(class_names, dataset), data_section(config, train, evaluation),
                     accuracy_section(train, evaluation), per_class_section(evaluation),
                     confusion_section(evaluation, figures), calibration_section(evaluation, figures),
                     robustness_section(evaluation, figures), hardware_section(train, evaluation),

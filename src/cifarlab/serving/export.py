@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from cifarlab.app.uploads import SIZE
 from cifarlab.errors import CifarlabError
 from cifarlab.module import ImageClassifier
 from cifarlab.run import TrainedRun
@@ -90,12 +89,13 @@ def export_run(run: TrainedRun, fmt: Format, out: Path) -> dict:
         RuntimeError: the written file's logits differ from the model's by more than :data:`TOLERANCE`.
     """
     model = copy.deepcopy(run.model).cpu().float().eval()  # the run's own model stays where it runs
+    size = run.image_size
     generator = torch.Generator().manual_seed(0)
-    example = torch.randint(0, 256, (2, 3, SIZE, SIZE), dtype=torch.uint8, generator=generator)
+    example = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8, generator=generator)
     out.mkdir(parents=True, exist_ok=True)
     path = out / FILES[fmt]
     opset = export_onnx(model, example, path) if fmt is Format.onnx else export_torchscript(model, example, path)
-    images = torch.randint(0, 256, (CHECK_IMAGES, 3, SIZE, SIZE), dtype=torch.uint8, generator=generator)
+    images = torch.randint(0, 256, (CHECK_IMAGES, 3, size, size), dtype=torch.uint8, generator=generator)
     with torch.inference_mode():
         expected = model(images).numpy()
     difference = float(np.abs(run_exported(path, fmt, images.numpy()) - expected).max())
@@ -106,7 +106,7 @@ def export_run(run: TrainedRun, fmt: Format, out: Path) -> dict:
         "schema": SCHEMA,
         "format": fmt.value,
         "file": path.name,
-        "input": {"name": INPUT, "shape": ["batch", 3, SIZE, SIZE], "dtype": "uint8",
+        "input": {"name": INPUT, "shape": ["batch", 3, size, size], "dtype": "uint8",
                   "layout": "NCHW, RGB, 0..255 (the normalisation is inside the model)"},
         "output": {"name": OUTPUT, "shape": ["batch", len(run.class_names)], "dtype": "float32"},
         "class_names": run.class_names,
@@ -130,6 +130,6 @@ def export(cfg: ExportConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     info = export_run(run, cfg.format, out)
     Console().print(f"{run.net_name} exported as {cfg.format.value}: {out / info['file']} "
-                    f"(uint8 (N, 3, {SIZE}, {SIZE}) in, float32 logits (N, {len(run.class_names)}) out), "
+                    f"(uint8 (N, 3, {run.image_size}, {run.image_size}) in, float32 logits (N, {len(run.class_names)}) out), "
                     f"export.json beside it", highlight=False, soft_wrap=True)
     return info

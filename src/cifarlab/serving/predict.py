@@ -1,5 +1,5 @@
 """Top-k classes of the user's own image files (``predict.py``): each file decoded as the app decodes
-an upload (:func:`cifarlab.app.uploads.read_upload`), all predicted in batches through
+an upload (:func:`cifarlab.data.decode.read_upload`), all predicted in batches through
 :meth:`cifarlab.run.TrainedRun.predict`; files that cannot be read are listed with the reason, not fatal."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from cifarlab.app.uploads import SIZE, read_upload
+from cifarlab.data.decode import SIZE, read_upload
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, overlay
 from cifarlab.run import TrainedRun
@@ -51,17 +51,19 @@ def find_files(inputs: Sequence[str]) -> tuple[list[Path], list[Failure]]:
     return list(files.values()), failures
 
 
-def read_images(files: Sequence[Path], max_megapixels: float) -> tuple[np.ndarray, list[Path], list[Failure]]:
-    """Decode ``files`` as the app decodes uploads: images (N, 32, 32, 3) uint8 of the N files that
-    could be read, those files, and a failure (file, reason) for each of the others."""
+def read_images(files: Sequence[Path], max_megapixels: float, size: int = SIZE) -> tuple[np.ndarray, list[Path],
+                                                                                         list[Failure]]:
+    """Decode ``files`` as the app decodes uploads: images (N, size, size, 3) uint8 of the N files that
+    could be read (``size``: the run's ``image_size``), those files, and a failure (file, reason) for each of
+    the others."""
     images, read, failures = [], [], []
     for file in files:
         try:
-            images.append(read_upload(file, max_megapixels))
+            images.append(read_upload(file, max_megapixels, size))
             read.append(file)
         except CifarlabError as err:
             failures.append((str(file), str(err)))
-    return np.stack(images) if images else np.zeros((0, SIZE, SIZE, 3), np.uint8), read, failures
+    return np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8), read, failures
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
@@ -105,7 +107,7 @@ def predict(cfg: PredictConfig) -> dict:
     if cfg.top_k > classes:
         raise ConfigError(f"top_k={cfg.top_k} is more than the model's {classes} classes: use top_k=1..{classes}")
     layer = check_layer(run.net, cfg.target_layer or default_target_layer(run.net)) if cfg.gradcam else None
-    images, read, unreadable = read_images(files, cfg.max_megapixels)
+    images, read, unreadable = read_images(files, cfg.max_megapixels, run.image_size)
     failures += unreadable
     for entry, reason in failures:
         log.warning("skipped %s: %s", entry, reason)

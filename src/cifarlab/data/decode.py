@@ -1,5 +1,6 @@
-"""Uploads -> the 32 x 32 RGB pixels a CIFAR-10 model sees: decoded with Pillow, checked, made
-upright RGB, cropped to the central square and box-filtered down."""
+"""Image files -> the S x S RGB pixels a model sees (S = 32 for CIFAR; a run's ``data.image_size``): the app's
+uploads, predict.py's files and an ImageFolder tree (:mod:`cifarlab.data.sources`), decoded with Pillow, checked,
+made upright RGB, cropped to the central square and box-filtered down."""
 from __future__ import annotations
 
 import warnings
@@ -12,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cifarlab.errors import CifarlabError
 
-SIZE = 32  # CIFAR-10 images are 32 x 32
+SIZE = 32  # CIFAR images are 32 x 32: the default side
 
 
 def _name(value: Any) -> str:
@@ -22,9 +23,10 @@ def _name(value: Any) -> str:
     return repr(Path(value).name) if isinstance(value, (str, Path)) else "the image"
 
 
-def open_image(value: Any, max_megapixels: float) -> Image.Image:
+def open_image(value: Any, max_megapixels: float, size: int = SIZE) -> Image.Image:
     """The image in ``value``, decoded: a path, Gradio's file payload (a dict with ``path``), a
-    PIL image or a uint8 array (H, W) or (H, W, 3|4).
+    PIL image or a uint8 array (H, W) or (H, W, 3|4); a JPEG is decoded at the smallest scale that
+    keeps at least ``2 size`` pixels a side.
 
     Raises:
         CifarlabError: nothing given, an empty file, a file PIL cannot decode, or more than
@@ -57,7 +59,7 @@ def open_image(value: Any, max_megapixels: float) -> Image.Image:
     if width * height > max_megapixels * 1e6:
         raise CifarlabError(f"{_name(value)} is {width} x {height} = {width * height / 1e6:.0f} megapixels, "
                             f"more than the {max_megapixels:g} allowed: upload a smaller image")
-    image.draft(None, (SIZE * 2, SIZE * 2))  # JPEG: decode at 1/2..1/8 scale, enough for 32 x 32
+    image.draft(None, (size * 2, size * 2))  # JPEG: decode at 1/2..1/8 scale, enough for size x size
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as err:
@@ -83,16 +85,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def to_cifar(image: Image.Image) -> np.ndarray:
-    """An RGB image of any size -> (32, 32, 3) uint8: the central square, box-filtered down
+def to_cifar(image: Image.Image, size: int = SIZE) -> np.ndarray:
+    """An RGB image of any size -> (size, size, 3) uint8: the central square, box-filtered down
     (area averaging; it returns the 32 x 32 original of a 4x nearest upscale exactly)."""
-    return np.array(ImageOps.fit(image, (SIZE, SIZE), method=Image.Resampling.BOX), dtype=np.uint8)
+    return np.array(ImageOps.fit(image, (size, size), method=Image.Resampling.BOX), dtype=np.uint8)
 
 
-def read_upload(value: Any, max_megapixels: float) -> np.ndarray:
-    """An upload (see :func:`open_image`) -> (32, 32, 3) uint8, as :func:`to_rgb` and :func:`to_cifar` make it.
+def read_upload(value: Any, max_megapixels: float, size: int = SIZE) -> np.ndarray:
+    """An upload (see :func:`open_image`) -> (size, size, 3) uint8, as :func:`to_rgb` and :func:`to_cifar` make it.
 
     Raises:
         CifarlabError: see :func:`open_image`.
     """
-    return to_cifar(to_rgb(open_image(value, max_megapixels)))
+    return to_cifar(to_rgb(open_image(value, max_megapixels, size)), size)
