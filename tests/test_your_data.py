@@ -107,8 +107,8 @@ def test_the_cache_is_rebuilt_when_a_file_changes(tmp_path: Path) -> None:
     Image.new("RGB", (32, 32), (255, 255, 0)).save(changed)  # rewritten: new pixels
     rewritten = load_image_folder(root)
     assert folder_fingerprint(root, image_folder_listing(root), 32) not in (key, touched)
-    index = int(np.flatnonzero(first.train_labels == 1)[0])  # square/000.png: the first of its class
-    assert (rewritten.train_images[index] == [255, 255, 0]).all()
+    (index,) = np.flatnonzero((rewritten.train_images != first.train_images).any(axis=(1, 2, 3)))  # one image changed
+    assert (rewritten.train_images[index] == [255, 255, 0]).all() and rewritten.train_labels[index] == 1
     assert rewritten.checksum.fingerprint != first.checksum.fingerprint
 
 
@@ -311,3 +311,16 @@ def test_an_image_folder_run_killed_mid_epoch_resumes_to_the_unbroken_weights(tr
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0, msg=f"{key} after {killed_at}")
+
+
+def test_the_held_out_split_of_an_image_folder_holds_every_class(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    for split, n in (("train", 40), ("test", 4)):
+        for k, name in enumerate(("ant", "bee", "cat")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (32, 32), (80 * k, i, 0)).save(root / split / name / f"{i:03d}.png")
+    arrays = load_image_folder(root)
+    assert sorted(np.unique(arrays.train_labels[-30:])) == [0, 1, 2]  # data.val_size=30 holds out all three
+    assert sorted(np.unique(arrays.train_labels[:30])) == [0, 1, 2]   # data.subset=30 trains on all three
+    np.testing.assert_array_equal(np.bincount(arrays.train_labels), [40, 40, 40])

@@ -35,6 +35,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 CIFAR100_CLASSES = 100
 CIFAR100_MD5 = dict(CIFAR100.train_list + CIFAR100.test_list + [[CIFAR100.meta["filename"], CIFAR100.meta["md5"]]])
 BAD_FILES_SHOWN = 10  # files an error message lists
+TRAIN_ORDER_SEED = 0  # the fixed shuffle of an image folder's training images (load_image_folder)
 
 
 def ensure_cifar100(root: str | Path, download: bool = False) -> Path:
@@ -174,7 +175,9 @@ def cache_path(fingerprint_hex: str) -> Path:
 def load_image_folder(root: str | Path, image_size: int = 32, on_bad_image: str = "error") -> ImageArrays:
     """An ImageFolder tree (see :func:`image_folder_listing`) as arrays: images (N, image_size, image_size, 3)
     uint8, labels (N,) int64 indexing the class folders' sorted names; ``val/`` (if any) as the
-    validation split. Decoded once, then read from :func:`cache_path`.
+    validation split. Decoded once, then read from :func:`cache_path`. The training images come in one fixed
+    shuffled order (:data:`TRAIN_ORDER_SEED`), as CIFAR-10's batches do, so that ``data.val_size`` (the last N)
+    and ``data.subset`` (the first N) hold every class, not the last or the first folders.
 
     ``on_bad_image``: ``error`` raises on files that cannot be decoded, ``skip`` leaves them out, logs them
     and lists them in the report's ``skipped``.
@@ -214,6 +217,8 @@ def load_image_folder(root: str | Path, image_size: int = 32, on_bad_image: str 
         if not len(arrays[f"{split}_labels"]):
             raise DataError(f"{root / split} has no readable image: every file was skipped")
     has_val = "val_images" in arrays
+    order = np.random.default_rng(TRAIN_ORDER_SEED).permutation(len(arrays["train_labels"]))
+    arrays["train_images"], arrays["train_labels"] = arrays["train_images"][order], arrays["train_labels"][order]
     report = ChecksumReport(status="unchecked", skipped=skipped, fingerprint=fingerprint(
         *(arrays[f"{split}_{kind}"] for split in listing for kind in ("images", "labels"))))
     return ImageArrays(arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"],
