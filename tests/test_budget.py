@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -98,10 +99,10 @@ def test_make_train_chooses_and_writes_the_choice_into_the_config(monkeypatch: p
     monkeypatch.setattr(budget, "probe_speeds", fake_probe(asked, ZEN3))
     monkeypatch.setattr(budget, "load_frontier", lambda: FRONTIER)
     monkeypatch.setattr(budget, "cpu_precision", lambda: "32-true")
-    monkeypatch.setattr(budget, "process_seconds", lambda: 15.0)
     cfg = compose_train(["experiment=cpu_airbench"])
-    chosen = training.apply_budget(cfg, 10_000, 0)
+    chosen = training.apply_budget(cfg, 10_000, 0, started_at=time.time() - 15)
     assert asked == [([W64, W48, W32, W24], ["32-true"])]
+    assert chosen.spent_s == pytest.approx(15, abs=1)
     assert list(cfg.model.net.widths) == list(W32) and cfg.trainer.precision == "32-true"
     assert cfg.model.scheduler.budget_s == cfg.trainer.max_time.seconds == round(chosen.chosen.train_s, 1)
     assert chosen.to_dict()["chosen"]["widths"] == W32 and len(chosen.to_dict()["candidates"]) == 4
@@ -111,7 +112,6 @@ def test_a_pinned_width_and_precision_are_not_probed_for(monkeypatch: pytest.Mon
     asked: list = []
     monkeypatch.setattr(budget, "probe_speeds", fake_probe(asked, AMX))
     monkeypatch.setattr(budget, "load_frontier", lambda: FRONTIER)
-    monkeypatch.setattr(budget, "process_seconds", lambda: 15.0)
     cfg = compose_train(["experiment=cpu_airbench", "model.net.widths=[64,256,256]", "trainer.precision=32-true",
                          "model.scheduler.budget_s=1200"])
     chosen = training.apply_budget(cfg, 10_000, 0)
@@ -155,3 +155,10 @@ def test_a_bf16_run_on_a_cpu_whose_probe_says_fp32_infers_in_fp32_and_says_so(tr
     assert "inferring in 32-true" in caplog.text and "the run trained in bf16-mixed" in caplog.text
     assert TrainedRun(moved, precision="bf16-mixed", device="cpu").precision == "bf16-mixed"
 
+
+
+def test_the_first_job_of_a_process_counts_from_its_start_and_later_jobs_from_their_own(monkeypatch) -> None:
+    monkeypatch.setattr(budget, "_jobs_started", 0)
+    monkeypatch.setattr(budget, "process_start", lambda: 1000.0)
+    assert budget.job_start() == 1000.0
+    assert budget.job_start() == pytest.approx(time.time(), abs=1)

@@ -78,7 +78,8 @@ def test_every_png_exists_and_has_the_expected_size(report: tuple[Path, dict]) -
 
 def test_calibration_without_a_held_out_split_fits_no_temperature(report: tuple[Path, dict]) -> None:
     calibration = report[1]["calibration"]
-    assert set(calibration) == {"bins", "before", "temperature", "after", "fitted_on", "note"}
+    assert set(calibration) == {"bins", "before", "temperature", "after", "fitted_on", "note", "logits", "tta"}
+    assert calibration["logits"] == "plain (no TTA)" and calibration["tta"]["temperature"] is None  # the run's TTA: flip
     assert calibration["bins"] == 15 and set(calibration["before"]) == {"ece", "mce", "nll", "brier"}
     assert calibration["temperature"] is None and calibration["after"] is None and calibration["fitted_on"] is None
     assert "no temperature fitted" in calibration["note"] and "data.val_size=0" in calibration["note"]

@@ -40,6 +40,7 @@ FRONTIER_CSV = Path(__file__).with_name("frontier.csv")
 # Forward passes of the test under each TTA mode, the plain pass included (cifarlab.tta.tta_logits).
 TTA_PASSES = {"none": 1, "flip": 2, "flip_translate": 6}
 _IMPORTED_AT = time.time()
+_jobs_started = 0  # jobs of this process that asked job_start()
 
 Widths = tuple[int, ...]
 
@@ -83,14 +84,23 @@ class Plan:
                 "chosen": asdict(self.chosen), "candidates": [asdict(r) for r in self.rows]}
 
 
-def process_seconds() -> float:
-    """Seconds since this process started (Linux: ``/proc``), else since this module was imported."""
+def process_start() -> float:
+    """When this process started (seconds since the epoch; Linux: ``/proc``), else when this module was imported."""
     try:
         start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
         uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+        return time.time() - uptime + start_ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
-        return time.time() - _IMPORTED_AT
+        return _IMPORTED_AT
+
+
+def job_start() -> float:
+    """When the job now starting began (seconds since the epoch): for the first job of a process its start, so
+    that the interpreter's start-up and imports count against the budget; for each later job of a multirun in the
+    same process, now."""
+    global _jobs_started
+    _jobs_started += 1
+    return process_start() if _jobs_started == 1 else time.time()
 
 
 def measure_speed(widths: Widths, precision: str, batch_size: int = 512, steps: int = 2,
@@ -229,15 +239,18 @@ def cpu_candidate_precisions(accelerator: str) -> list[str]:
 
 
 def choose(widths: list[Widths], precisions: list[str], batch_size: int, wall_s: float | None, reserve_s: float,
-           eval_images: int, tta: str, train_s: float | None = None, plain_images: int = 0) -> Plan:
-    """Probe the candidates (:func:`probe_speeds`), :func:`plan` with the committed frontier and the seconds this
-    process has run, and print the table. Arguments as :func:`plan`'s; ``batch_size``: the training batch.
+           eval_images: int, tta: str, train_s: float | None = None, plain_images: int = 0,
+           started_at: float | None = None) -> Plan:
+    """Probe the candidates (:func:`probe_speeds`), :func:`plan` with the committed frontier and the seconds spent
+    since ``started_at`` (seconds since the epoch, :func:`job_start`; None: now), and print the table. Arguments as
+    :func:`plan`'s; ``batch_size``: the training batch.
 
     Raises:
         ConfigError: see :func:`plan`.
     """
     speeds = probe_speeds(widths, precisions, batch_size)
-    chosen = plan(speeds, load_frontier(), wall_s, process_seconds(), reserve_s, eval_images, tta, train_s, plain_images)
+    spent = time.time() - (started_at or time.time())
+    chosen = plan(speeds, load_frontier(), wall_s, spent, reserve_s, eval_images, tta, train_s, plain_images)
     Console().print(plan_table(chosen))
     return chosen
 

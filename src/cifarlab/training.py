@@ -37,12 +37,13 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
-def apply_budget(cfg: DictConfig, test_images: int, held_out_images: int) -> Plan | None:
+def apply_budget(cfg: DictConfig, test_images: int, held_out_images: int, started_at: float | None = None) -> Plan | None:
     """For a preset with a ``budget`` node (``experiment=cpu_airbench``): probe the candidates, choose the width
     and precision with the best predicted held-out accuracy in the budget (:mod:`cifarlab.budget`), print the
     table, and write the choice into ``cfg`` (``model.net.widths``, ``trainer.precision``, ``budget.train_s``,
     which ``model.scheduler.budget_s`` reads). ``test_images`` are predicted after training with the run's TTA,
-    ``held_out_images`` once each. A value given on the command line pins its part. ``None`` without
+    ``held_out_images`` once each; the seconds spent since ``started_at`` (:func:`cifarlab.budget.job_start`)
+    count. A value given on the command line pins its part. ``None`` without
     a budget, or with ``model.scheduler.budget_s=null`` (a fixed step count: nothing to choose).
 
     Raises:
@@ -60,7 +61,7 @@ def apply_budget(cfg: DictConfig, test_images: int, held_out_images: int) -> Pla
     precisions = (cpu_candidate_precisions(cfg.trainer.accelerator) if OmegaConf.is_interpolation(cfg.trainer, "precision")
                   else [cfg.trainer.precision])
     chosen_plan = choose([tuple(w) for w in widths], precisions, cfg.data.batch_size, spec.wall_s, spec.reserve_s,
-                         test_images, cfg.model.tta, pinned_s, held_out_images)
+                         test_images, cfg.model.tta, pinned_s, held_out_images, started_at)
     with open_dict(cfg):
         cfg.model.net.widths = list(chosen_plan.chosen.widths)
         cfg.trainer.precision = chosen_plan.chosen.precision
@@ -181,7 +182,8 @@ def print_summary(result: TrainResult) -> None:
     Console().print(table)
 
 
-def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequence[L.Callback] = ()) -> TrainResult | None:
+def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequence[L.Callback] = (),
+          started_at: float | None = None) -> TrainResult | None:
     """Train ``cfg.model`` on ``cfg.data`` (CIFAR-10, CIFAR-100 or an image folder), test it once and write
     ``metrics.json`` to ``cfg.paths.output_dir``.
 
@@ -191,7 +193,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     (the command line's, ``HydraConfig.get().overrides.task``; ``None`` without one) that it would
     not apply: :func:`cifarlab.resume.resumed_config`. ``overrides`` are also recorded in
     ``metrics.json``'s ``provenance.command``. ``callbacks`` join those of ``cfg.callbacks`` (objects a
-    config cannot name, such as a benchmark's probe).
+    config cannot name, such as a benchmark's probe). ``started_at`` (seconds since the epoch): when a budget's
+    wall time began (``train.py``: :func:`cifarlab.budget.job_start`); None: this call.
 
     Returns the :class:`~cifarlab.rundir.TrainResult` written to ``metrics.json``: ``test`` is None
     with ``test=false``, ``val`` (the same weights on the held-out split) None with ``data.val_size=0``.
@@ -200,7 +203,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         cifarlab.errors.CifarlabError: bad data or config (entry points turn it into exit 2); a
             number out of range (:func:`cifarlab.validation.check_ranges`) before any data loads.
     """
-    start = time.perf_counter()
+    start, start_epoch = time.perf_counter(), time.time()
     code = provenance.git_state()  # the code this process imported, not a commit made while it trains
     ckpt_to_resume = None
     if cfg.get("resume"):
@@ -218,7 +221,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         datamodule.prepare_data()  # a download, once per machine (Lightning's ranks start after it, in fit)
     datamodule.setup("fit")
     held_out = len(datamodule.val_set) if datamodule.hparams.val_size or datamodule.arrays.val_images is not None else 0
-    budget = None if ckpt_to_resume else apply_budget(cfg, len(datamodule.test_set) if cfg.get("test", True) else 0, held_out)
+    budget = None if ckpt_to_resume else apply_budget(cfg, len(datamodule.test_set) if cfg.get("test", True) else 0, held_out,
+                                                      started_at or start_epoch)
     module = build_module(cfg, datamodule)
     throughput = Throughput()
     trainer = build_trainer(cfg, [throughput, *callbacks])

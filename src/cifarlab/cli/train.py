@@ -5,6 +5,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from cifarlab.budget import job_start
 from cifarlab.cli import CONFIG_PATH
 from cifarlab.errors import exit_on_user_error
 from cifarlab.distributed import ddp_job
@@ -19,7 +20,7 @@ def main(cfg: DictConfig) -> float | None:
     ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
     with exit_on_user_error(), ddp_job(SCRIPT):
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None  # None: called by a test
-        result = train(cfg, overrides=overrides)  # None for lr_find=only
+        result = train(cfg, overrides=overrides, started_at=job_start())  # None for lr_find=only
     return result.val.acc if result is not None and result.val is not None else None
 
 
