@@ -24,6 +24,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -251,7 +252,7 @@ def choose(widths: list[Widths], precisions: list[str], batch_size: int, wall_s:
     speeds = probe_speeds(widths, precisions, batch_size)
     spent = time.time() - (started_at or time.time())
     chosen = plan(speeds, load_frontier(), wall_s, spent, reserve_s, eval_images, tta, train_s, plain_images)
-    Console().print(plan_table(chosen))
+    Console(width=None if sys.stdout.isatty() else 120).print(plan_table(chosen))  # a log file gets every column
     return chosen
 
 
