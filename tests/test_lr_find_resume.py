@@ -43,6 +43,23 @@ def test_lr_find_apply_trains_with_the_suggestion(cifar_root: Path, tmp_path: Pa
     assert metrics["global_step"] == 40 and metrics["schema"] == "cifarlab.train/1"
 
 
+def unbroken_then_killed_and_resumed(overrides: list[str], tmp_path: Path, steps_per_epoch: int = 5) -> tuple[Path, int]:
+    """Train ``overrides`` unbroken into ``tmp_path/unbroken``; train them again into ``tmp_path/run``, SIGKILL it
+    mid-epoch (:func:`kill_mid_epoch`) and continue it with ``resume=``. Returns the resumed run dir and the step
+    it was killed at."""
+    unbroken = run_script("train.py", *overrides, f"hydra.run.dir={tmp_path / 'unbroken'}")
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+    run_dir = tmp_path / "run"
+    args = [sys.executable, str(ROOT / "train.py"), *overrides, "checkpoint.every_n_minutes=0.001",
+            f"hydra.run.dir={run_dir}"]
+    killed_at = kill_mid_epoch(args, run_dir / "checkpoints" / "last.ckpt", steps_per_epoch)
+    assert not (run_dir / "metrics.json").exists()
+    resumed = run_script("train.py", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'resume_log'}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "not resumable" not in resumed.stderr  # Lightning's warning for a loader that restarts its epoch
+    return run_dir, killed_at
+
+
 def kill_mid_epoch(args: list[str], last: Path, steps_per_epoch: int) -> int:
     """Start ``args``, then SIGKILL it while its ``last.ckpt`` was written mid-epoch (the process is
     frozen with SIGSTOP while the checkpoint is read). Returns that checkpoint's global step."""
@@ -72,16 +89,7 @@ def test_a_run_killed_mid_epoch_resumes_into_its_own_dir_as_if_unbroken(path: li
     and the weights, order and augmentations of the rest of the epoch are the unbroken run's, so the
     test loss is the same."""
     overrides = [*tiny_overrides(cifar_root), "data.subset=100", "trainer.max_epochs=3", "model.tta=none", *path]
-    unbroken = run_script("train.py", *overrides, f"hydra.run.dir={tmp_path / 'unbroken'}")
-    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
-    run_dir = tmp_path / "run"
-    args = [sys.executable, str(ROOT / "train.py"), *overrides, "checkpoint.every_n_minutes=0.001",
-            f"hydra.run.dir={run_dir}"]
-    killed_at = kill_mid_epoch(args, run_dir / "checkpoints" / "last.ckpt", steps_per_epoch=5)
-    assert not (run_dir / "metrics.json").exists()
-    resumed = run_script("train.py", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'resume_log'}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "not resumable" not in resumed.stderr  # Lightning's warning for a loader that restarts its epoch
+    run_dir, killed_at = unbroken_then_killed_and_resumed(overrides, tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     reference = json.loads((tmp_path / "unbroken" / "metrics.json").read_text())
     assert metrics["resumed"] and metrics["global_step"] == reference["global_step"] == 15 and metrics["epochs"] == 3

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,8 @@ from cifarlab.data import ImageDataModule, load_arrays, load_cifar10
 from cifarlab.data.sources import cache_path, decode_image, folder_fingerprint, image_folder_listing, load_image_folder
 from cifarlab.data.to_folders import to_folders
 from cifarlab.errors import ConfigError, DataError
-from conftest import ROOT, compose_train, run_script, tiny_overrides
-from test_lr_find_resume import kill_mid_epoch
+from conftest import compose_train, run_script, tiny_overrides
+from test_lr_find_resume import unbroken_then_killed_and_resumed
 
 CLASSES = ["circle", "square", "stripes"]  # sorted, as the folders are read
 FORMATS = [("png", "PNG"), ("jpg", "JPEG"), ("webp", "WEBP"), ("bmp", "BMP")]
@@ -298,14 +297,7 @@ def test_a_run_on_an_image_folder_evaluates_serves_predicts_and_exports_with_its
 @pytest.mark.slow  # starts processes
 def test_an_image_folder_run_killed_mid_epoch_resumes_to_the_unbroken_weights(tree: Path, tmp_path: Path) -> None:
     overrides = [*folder_overrides(tree), "data.subset=100", "trainer.max_epochs=2", "data.augment_on=device"]
-    unbroken = run_script("train.py", *overrides, f"hydra.run.dir={tmp_path / 'unbroken'}")
-    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
-    run_dir = tmp_path / "run"
-    args = [sys.executable, str(ROOT / "train.py"), *overrides, "checkpoint.every_n_minutes=0.001",
-            f"hydra.run.dir={run_dir}"]
-    killed_at = kill_mid_epoch(args, run_dir / "checkpoints" / "last.ckpt", steps_per_epoch=5)
-    resumed = run_script("train.py", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'resume_log'}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run_dir, killed_at = unbroken_then_killed_and_resumed(overrides, tmp_path)
     weights = [torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
                for d in (run_dir, tmp_path / "unbroken")]
     assert weights[0].keys() == weights[1].keys()
