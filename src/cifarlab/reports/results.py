@@ -3,7 +3,8 @@ can be traced to the run that measured it, and a typo cannot pass for a result (
 airbench's logged runs).
 
 A record is a folder ``docs/runs/<group>/<run>/`` with the run's ``metrics.json``, ``config.yaml`` and
-``.hydra/overrides.yaml``, plus ``held_out.json`` (``benchmarks/frontier.py``'s scores) where the run has one.
+``.hydra/overrides.yaml``, plus ``held_out.json`` (``benchmarks/frontier.py``'s scores) and ``eval/metrics.json``
+(evaluate.py's report) where the run has them.
 :func:`record` copies them out of a run dir and replaces the machine's absolute paths (the run dir, the working
 folder, the home folder) with ``<run>``, ``<cwd>`` and ``~``; no checkpoint is copied.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-RECORD_FILES = ("metrics.json", "config.yaml", ".hydra/overrides.yaml", "held_out.json")
+RECORD_FILES = ("metrics.json", "config.yaml", ".hydra/overrides.yaml", "held_out.json", "eval/metrics.json")
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(.*?)(<!-- /results:(?P=name) -->)", re.DOTALL)
 
 
