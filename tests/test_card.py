@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from cifarlab.rundir import current_choices
+from cifarlab.legacy import current_choices
 from conftest import ROOT, compose_train, run_script, tiny_overrides
 
 CARD = ["model=resnet18", "trainer.max_epochs=20"]

@@ -76,7 +76,7 @@ def test_page_24ep_tricks_differs_by_pool_position_and_label_smoothing() -> None
 def test_the_airbench_presets_freeze_the_whitening_bias_and_test_in_whole_batches() -> None:
     for preset in ("speedrun", "cpu_airbench"):
         cfg = compose_train([f"experiment={preset}"])
-        assert cfg.callbacks.whitening_bias_freeze.fraction == 0.3025 and "lookahead" in cfg.callbacks
+        assert cfg.callbacks.airbench_whitening.fraction == 0.3025 and "lookahead" in cfg.callbacks
         assert 10_000 % cfg.data.eval_batch_size == 0
 
 

@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 import torch
 
-from cifarlab.callbacks import WhiteningBiasFreeze, training_progress
+from cifarlab.callbacks import AirbenchWhitening, training_progress
 from cifarlab.schedules import TimeBudgetOneCycle
 from cifarlab.module import ImageClassifier
 from cifarlab.training import train
@@ -33,17 +33,28 @@ class BiasGradients(L.Callback):
 def test_the_whitening_bias_stops_training_after_its_epochs(cifar_root: Path, tmp_path: Path) -> None:
     cfg = compose_train(["experiment=speedrun"] + tiny_overrides(cifar_root) + [
         "model.compile=false", "data.subset=40", "trainer.max_steps=-1", "trainer.max_epochs=5",
-        "callbacks.whitening_bias_freeze.fraction=0.6", "model.scheduler.pct_start=0.3", "test=false"], tmp_path)
+        "callbacks.airbench_whitening.fraction=0.6", "model.scheduler.pct_start=0.3", "test=false"], tmp_path)
     probe = BiasGradients()
     from cifarlab import training
 
     original = training.build_trainer
-    training.build_trainer = lambda cfg, extra: original(cfg, extra + [probe])
+    training.build_trainer = lambda cfg, module, extra: original(cfg, module, extra + [probe])
     try:
         train(cfg)
     finally:
         training.build_trainer = original
     assert probe.has_grad == [True, True, True, False, False]  # 2 steps an epoch: frozen from step 6 of 10
+
+
+class WhitenedNet(torch.nn.Module):
+    """The smallest :class:`cifarlab.models.base.Whitened` network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.whiten = torch.nn.Conv2d(3, 24, 2)
+
+    def init_whitening(self, images: torch.Tensor) -> None:
+        self.whiten.weight.data.fill_(1.0)
 
 
 def progress_trainer(progress: float, epoch: int = 0) -> SimpleNamespace:
@@ -57,8 +68,8 @@ def test_the_whitening_bias_freezes_at_the_same_fraction_of_a_short_and_a_long_b
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     schedule = TimeBudgetOneCycle(optimizer, budget_s=budget_s, max_lr=1.0, clock=lambda: clock[0])
     trainer = SimpleNamespace(lr_scheduler_configs=[SimpleNamespace(scheduler=schedule)], current_epoch=0)
-    module = SimpleNamespace(net=SimpleNamespace(whiten=torch.nn.Conv2d(3, 24, 2)))
-    freeze, trained = WhiteningBiasFreeze(fraction=0.3), []
+    module = SimpleNamespace(net=WhitenedNet())
+    freeze, trained = AirbenchWhitening(fraction=0.3), []
     for second in range(0, 100):
         clock[0] = second / 100 * budget_s
         optimizer.step()
@@ -69,24 +80,24 @@ def test_the_whitening_bias_freezes_at_the_same_fraction_of_a_short_and_a_long_b
 
 
 def test_a_run_resumed_mid_epoch_past_the_freeze_is_frozen_from_its_first_step() -> None:
-    module = SimpleNamespace(net=SimpleNamespace(whiten=torch.nn.Conv2d(3, 24, 2)))
-    WhiteningBiasFreeze(fraction=0.3).on_train_batch_start(progress_trainer(0.45, epoch=1), module, None, 57)
+    module = SimpleNamespace(net=WhitenedNet())
+    AirbenchWhitening(fraction=0.3).on_train_batch_start(progress_trainer(0.45, epoch=1), module, None, 57)
     assert not module.net.whiten.bias.requires_grad
-    WhiteningBiasFreeze(fraction=0.3).on_train_batch_start(progress_trainer(0.1), module, None, 3)
+    AirbenchWhitening(fraction=0.3).on_train_batch_start(progress_trainer(0.1), module, None, 3)
     assert module.net.whiten.bias.requires_grad
 
 
 def test_configs_written_with_epochs_still_freeze_by_epoch() -> None:
-    module = SimpleNamespace(net=SimpleNamespace(whiten=torch.nn.Conv2d(3, 24, 2)))
-    WhiteningBiasFreeze(epochs=3).on_train_batch_start(progress_trainer(0.9, epoch=2), module, None, 0)
+    module = SimpleNamespace(net=WhitenedNet())
+    AirbenchWhitening(epochs=3).on_train_batch_start(progress_trainer(0.9, epoch=2), module, None, 0)
     assert module.net.whiten.bias.requires_grad
-    WhiteningBiasFreeze(epochs=3).on_train_batch_start(progress_trainer(0.1, epoch=3), module, None, 0)
+    AirbenchWhitening(epochs=3).on_train_batch_start(progress_trainer(0.1, epoch=3), module, None, 0)
     assert not module.net.whiten.bias.requires_grad
 
 
 def test_whitening_bias_freeze_leaves_a_network_without_whitening_alone() -> None:
     module = SimpleNamespace(net=torch.nn.Linear(2, 2))
-    WhiteningBiasFreeze(0.1).on_train_batch_start(progress_trainer(0.5, epoch=5), module, None, 0)
+    AirbenchWhitening(0.1).on_train_batch_start(progress_trainer(0.5, epoch=5), module, None, 0)
     assert module.net.bias.requires_grad
 
 

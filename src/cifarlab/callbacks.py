@@ -1,10 +1,13 @@
-"""Lightning callbacks of our own: a progress bar of whole lines for log files and Lightning's rich bar with the budget's text, a
-throughput meter, a NaN-loss stop that does not wait on the device every step, and airbench's
-lookahead on Lightning's ``WeightAveraging`` and whitening-bias freeze. It is one module because each
-callback is small (a few dozen lines) and ``conf/callbacks`` names them all by this one path."""
+"""Lightning callbacks of our own: a progress bar of whole lines for log files and Lightning's rich bar with the
+budget's text, a throughput meter, a NaN-loss stop that does not wait on the device every step, the random states
+of an exact resume, the compile warm-up, and airbench's lookahead (on Lightning's ``WeightAveraging``) and
+whitening layer. It is one module because each callback is small (a few dozen lines) and ``conf/callbacks``
+names them all by this one path."""
 from __future__ import annotations
 
+import copy
 import itertools
+import random
 import sys
 import time
 from datetime import timedelta
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import (
     Callback, EMAWeightAveraging, ModelCheckpoint, ProgressBar, RichProgressBar, Timer, WeightAveraging,
@@ -19,6 +23,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.trainer.states import TrainerFn
 
 from cifarlab.errors import CifarlabError
+from cifarlab.models.base import Whitened
 from cifarlab.schedules import TimeBudgetOneCycle
 
 
@@ -228,28 +233,109 @@ class Lookahead(AveragedWeightsOnTest, WeightAveraging):
         torch._foreach_copy_(fast, slow)
 
 
-class WhiteningBiasFreeze(Callback):
-    """airbench94's ``whiten_bias_epochs`` (K. Jordan 2024, legacy/airbench94.py): the bias of the
-    network's whitening conv (``net.whiten``) trains for the first ``fraction`` of training, then is frozen
-    (``requires_grad=False``: no gradient, so SGD neither moves nor decays it). Progress is
-    :func:`training_progress`, read before every step: a short and a long budget freeze at the same fraction,
-    and a run resumed mid-epoch past it is frozen from its first step. airbench94 freezes after 3 of its 9.9
-    epochs: step 144 of 476 at batch 1024, ``fraction=0.3025``. ``epochs`` (configs written before the
-    fraction) freezes from that epoch on instead. A network without a ``whiten`` layer is left alone."""
+class AirbenchWhitening(Callback):
+    """airbench94's whitening layer (K. Jordan 2024, legacy/airbench94.py), initialised and frozen in one place.
 
-    def __init__(self, fraction: float | None = 0.3025, epochs: int | None = None) -> None:
+    - When a fit starts, ``net.init_whitening`` sets the frozen 2x2 filters from the patches of the first
+      ``init_images`` training images (airbench: 5,000), normalised as the network sees them.
+    - ``whiten_bias_epochs``: the bias trains for the first ``fraction`` of training, then is frozen
+      (``requires_grad=False``: no gradient, so SGD neither moves nor decays it). Progress is
+      :func:`training_progress`, read before every step: a short and a long budget freeze at the same fraction,
+      and a run resumed mid-epoch past it is frozen from its first step. airbench94 freezes after 3 of its 9.9
+      epochs: step 144 of 476 at batch 1024, ``fraction=0.3025``. ``epochs`` (configs written before the
+      fraction) freezes from that epoch on instead; neither: the bias trains throughout.
+
+    A network that is not :class:`cifarlab.models.base.Whitened` is left alone. ``cifarlab.training`` adds this
+    callback, without a freeze, to a fit of such a network whose callbacks have none.
+    """
+
+    def __init__(self, fraction: float | None = 0.3025, epochs: int | None = None, init_images: int = 5000) -> None:
         self.fraction, self.epochs = fraction, None if epochs is None else int(epochs)
+        self.init_images = init_images
 
     def trains(self, trainer: L.Trainer) -> bool:
         """Whether the bias trains in the step about to run."""
         if self.epochs is not None:
             return trainer.current_epoch < self.epochs
-        return training_progress(trainer) < self.fraction
+        return self.fraction is None or training_progress(trainer) < self.fraction
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        net, datamodule = getattr(pl_module, "net", None), trainer.datamodule
+        if isinstance(net, Whitened) and datamodule is not None:
+            images = datamodule.train_images(self.init_images).to(pl_module.device)
+            net.init_whitening(pl_module.normalise(images).contiguous())
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
-        whiten = getattr(getattr(pl_module, "net", None), "whiten", None)
-        if whiten is not None and whiten.bias is not None:
-            whiten.bias.requires_grad_(self.trains(trainer))
+        net = getattr(pl_module, "net", None)
+        if isinstance(net, Whitened) and net.whiten.bias is not None:
+            net.whiten.bias.requires_grad_(self.trains(trainer))
+
+
+class RandomStates(Callback):
+    """Exact resume: the checkpoint keeps torch's, CUDA's, numpy's and Python's random states (``rng_states``, in
+    the layout of Lightning's ``_collect_rng_states``, numpy's as plain lists so that the checkpoint still loads
+    under ``weights_only``); a resumed fit restores them, so it draws what an unbroken run would."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                                    "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+                                    "torch.cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        states = checkpoint.get("rng_states")
+        if states is None or trainer.state.fn != TrainerFn.FITTING:
+            return
+        kind, keys, pos, has_gauss, gauss = states["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        torch.set_rng_state(states["torch"])
+        version, state, gauss = states["python"]
+        random.setstate((version, tuple(state), gauss))
+        if states.get("torch.cuda"):
+            torch.cuda.set_rng_state_all(states["torch.cuda"])
+
+
+class WarmUp(Callback):
+    """Compile (with ``model.compile``) and warm up (cuDNN's autotuning on a GPU) the training graph, and the
+    evaluation graph under inference mode as ``trainer.test`` runs it, on random uint8 batches of the data
+    module's ``batch_size`` and ``eval_batch_size`` before the first epoch, so that neither enters the
+    training time; the network's weights, buffers and gradients are restored afterwards. On a CPU without
+    ``compile`` it does nothing. Attribute ``seconds``: the time it took (device synchronised)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if datamodule is None or not (pl_module.hparams.get("compile") or pl_module.device.type == "cuda"):
+            return
+        hp = datamodule.hparams
+        self.seconds = self.warm_up(trainer, pl_module, hp.batch_size, hp.get("eval_batch_size") or hp.batch_size)
+
+    @staticmethod
+    def warm_up(trainer: L.Trainer, pl_module: L.LightningModule, batch_size: int, eval_batch_size: int) -> float:
+        """Two training steps and one TTA inference batch on random images; returns the seconds taken."""
+        net = pl_module.net
+        state = copy.deepcopy(net.state_dict())
+        start = time.perf_counter()
+        num_classes, device = len(pl_module.hparams.class_names), pl_module.device
+        x = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
+        y = torch.randint(0, num_classes, (batch_size,), device=device)
+        precision = trainer.precision_plugin
+        for _ in range(2):
+            with precision.train_step_context():
+                loss = pl_module.criterion(pl_module(x), y)
+            loss.backward()
+        pl_module.eval()
+        with torch.inference_mode(), precision.test_step_context():
+            pl_module(torch.randint(0, 256, (eval_batch_size, 3, 32, 32), dtype=torch.uint8, device=device),
+                      pl_module.hparams.tta)
+        pl_module.train()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        net.load_state_dict(state)
+        pl_module.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
 
 
 class Throughput(Callback):

@@ -12,9 +12,12 @@ network, optimiser and scheduler the ``model=``, ``optimizer=`` and ``scheduler=
 ``instantiate`` builds it, with the network, optimiser, scheduler and loss as nested Hydra specs, kept
 as plain containers and saved as hyperparameters, so a checkpoint rebuilds its model with
 ``ImageClassifier.load_from_checkpoint(path)`` under torch's ``weights_only`` loading, with no config at
-hand. The normalisation statistics are buffers in its ``state_dict``, copied from the data module's
-training images when a fit starts (:meth:`ImageClassifier.setup`). Checkpoints written while they were
-hyperparameters still load (:meth:`ImageClassifier._load_from_state_dict` keeps the buffers they lack).
+hand. The normalisation statistics are buffers in its ``state_dict``, which whoever builds it sets from the
+training images (:meth:`ImageClassifier.set_normalisation`; ``cifarlab.training.build_module``); it never
+reads the data module. Checkpoints written while they were hyperparameters still load
+(:meth:`ImageClassifier._load_from_state_dict` keeps the buffers they lack). What training needs beside the
+contract (airbench's whitening, the random states of an exact resume, the compile warm-up) is in
+:mod:`cifarlab.callbacks`.
 
 On the training path nothing waits for the device: metrics skip argument validation and NaN checks
 (:class:`~cifarlab.callbacks.FiniteLossCheck` catches a NaN loss every N steps instead), and values
@@ -22,22 +25,20 @@ reach the host only when the logger or the progress bar reads them.
 """
 from __future__ import annotations
 
-import copy
 import functools
-import time
 from typing import Any
 
 import lightning as L
 import torch
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch.optim.lr_scheduler import OneCycleLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from cifarlab.errors import ConfigError
+from cifarlab.legacy import add_missing_buffers
+from cifarlab.models.base import param_groups
 from cifarlab.schedules import check_one_cycle_phases
 from cifarlab.tta import TTA_MODES, tta_logits
 
@@ -61,15 +62,15 @@ class ImageClassifier(L.LightningModule):
         net: Hydra spec of the network (the ``model`` group, ``conf/model``), e.g.
             ``{"_target_": "cifarlab.models.CustomResNet", "num_classes": 10, "norm": "batch"}``.
         optimizer: Hydra ``_partial_`` spec of a torch optimiser (the ``optimizer`` group), completed with
-            the parameter groups. A network with ``param_groups()`` (airbench) gives its own groups,
+            the network's parameter groups (:func:`cifarlab.models.base.param_groups`; airbench's own),
             whose ``lr_scale`` and ``weight_decay_scale`` multiply the configured values.
         scheduler: Hydra ``_partial_`` spec of a per-step scheduler (the ``scheduler`` group, OneCycleLR),
             completed with the optimiser and ``total_steps``; ``None`` keeps the optimiser's ``lr``.
         loss: Hydra spec of the loss, e.g. ``CrossEntropyLoss`` with ``label_smoothing``.
-        class_names: the class names, in label order (default: CIFAR-10's); a fit takes the data module's.
+        class_names: the class names, in label order (default: CIFAR-10's).
         channels_last: keep weights and normalised inputs in NHWC memory format (faster
             convolutions with bf16 on CPU and tensor cores on GPU).
-        compile: ``torch.compile`` the network; :attr:`compile_seconds` times the compilation,
+        compile: ``torch.compile`` the network; :class:`cifarlab.callbacks.WarmUp` times the compilation,
             done on random batches before the first epoch so that it stays out of the training time
             (on a GPU the same warm-up runs without ``compile`` too: cuDNN's autotuning).
         tta: test-time augmentation reported beside the plain test accuracy: ``none``, ``flip``
@@ -77,7 +78,7 @@ class ImageClassifier(L.LightningModule):
         mean, std: per-channel statistics (pixel/255) of the training images, held as buffers:
             :meth:`normalise` maps a pixel ``x`` of channel ``c`` to ``(x - 255 mean[c]) * (1 / (255 std[c]))``
             in float32, the arithmetic of albumentations' ``Normalize``. None: the official CIFAR-10
-            training set's (:data:`CIFAR10_MEAN`, :data:`CIFAR10_STD`) until :meth:`setup` copies the data
+            training set's (:data:`CIFAR10_MEAN`, :data:`CIFAR10_STD`) until :meth:`set_normalisation` sets the data
             module's; given only by checkpoints written while they were hyperparameters.
 
     Batches are (images (N, 3, 32, 32) uint8, labels (N,) int64); ``forward(images, tta)`` returns
@@ -111,7 +112,6 @@ class ImageClassifier(L.LightningModule):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro", validate_args=False))
             setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))
         self.test_acc_tta = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
-        self.compile_seconds = 0.0
         self.register_buffer("pixel_shift", torch.zeros(1, 3, 1, 1))
         self.register_buffer("pixel_scale", torch.ones(1, 3, 1, 1))
         self.set_normalisation(mean or CIFAR10_MEAN, std or CIFAR10_STD)
@@ -127,8 +127,7 @@ class ImageClassifier(L.LightningModule):
         written while the statistics were hyperparameters has no normalisation buffers: the module keeps its
         own, which its ``mean``/``std`` built (a checkpoint loaded with its hyperparameters) or a fit's data
         module set (such a run resumed, its weight averages too)."""
-        if not any(prefix + name in state_dict for name in NORMALISATION_BUFFERS):
-            state_dict.update({prefix + name: getattr(self, name) for name in NORMALISATION_BUFFERS})
+        add_missing_buffers(state_dict, prefix, self, NORMALISATION_BUFFERS)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
@@ -196,15 +195,10 @@ class ImageClassifier(L.LightningModule):
             self.test_acc_tta.update(tta_logits(self._net, x, self.hparams.tta, plain=logits), batch[1])
             self.log("test/acc_tta", self.test_acc_tta, on_step=False, on_epoch=True, batch_size=len(batch[1]))
 
-    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """Logits (N, C) float32 of a batch of (uint8 images, labels)."""
-        return self(batch[0]).float()
-
     # ------------------------------------------------------------------ optimisation
     def _param_groups(self) -> tuple[list[dict], list[float]]:
         """The optimiser's parameter groups and each group's learning-rate multiplier."""
-        groups = self.net.param_groups() if hasattr(self.net, "param_groups") else [
-            {"params": [p for p in self.parameters() if p.requires_grad]}]
+        groups = param_groups(self.net)
         weight_decay = self.hparams.optimizer.get("weight_decay", 0.0)
         scales = []
         for group in groups:
@@ -230,62 +224,9 @@ class ImageClassifier(L.LightningModule):
         scheduler = make_scheduler(optimizer, total_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    # ------------------------------------------------------------------ resume: random states in the checkpoint
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Store torch's, CUDA's, numpy's and Python's random states (numpy's as plain lists, so the
-        checkpoint still loads under ``weights_only``), so a resumed run draws what an unbroken one would."""
-        states = _collect_rng_states()
-        kind, keys, pos, has_gauss, gauss = states["numpy"]
-        states["numpy"] = [kind, keys.tolist(), pos, has_gauss, gauss]
-        checkpoint["rng_states"] = states
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        states = checkpoint.get("rng_states")
-        if states is not None and self._trainer is not None and self.trainer.state.fn == "fit":
-            kind, keys, pos, has_gauss, gauss = states["numpy"]
-            _set_rng_states(states | {"numpy": (kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss)})
-
-    # ------------------------------------------------------------------ set-up: whitening, compilation
+    # ------------------------------------------------------------------ set-up: compilation
     def setup(self, stage: str) -> None:
-        """At a fit's start, normalise with the statistics of the data module's training images and
-        take its class names (a resumed fit then restores the same from its checkpoint); compile."""
-        datamodule = self._trainer.datamodule if self._trainer is not None else None
-        if stage == "fit" and getattr(datamodule, "mean", None):
-            self.set_normalisation(datamodule.mean, datamodule.std)
-            self.hparams.class_names = list(datamodule.class_names)
+        """Compile the network with ``compile`` (once; :class:`cifarlab.callbacks.WarmUp` then compiles its
+        graphs outside the training time)."""
         if self.hparams.compile and getattr(self.net, "_compiled_call_impl", None) is None:
             self.net.compile()
-
-    def on_fit_start(self) -> None:
-        datamodule = self.trainer.datamodule
-        if hasattr(self.net, "init_whitening") and datamodule is not None:
-            images = datamodule.train_images(5000).to(self.device)
-            self.net.init_whitening(self.normalise(images).contiguous())
-        if (self.hparams.compile or self.device.type == "cuda") and datamodule is not None:
-            hp = datamodule.hparams
-            self.compile_seconds = self._warm_up_on_random_batches(hp.batch_size, hp.get("eval_batch_size") or hp.batch_size)
-
-    def _warm_up_on_random_batches(self, batch_size: int, eval_batch_size: int) -> float:
-        """Compile (with ``compile``) and warm up (cuDNN's autotuning on a GPU) the training graph, and the
-        evaluation graph under inference mode as ``trainer.test`` runs it, on random batches of the
-        sizes training and testing use; weights, buffers and gradients are restored afterwards.
-        Returns the seconds it took (device synchronised), kept out of the training time."""
-        state = copy.deepcopy(self.net.state_dict())
-        start = time.perf_counter()
-        x = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=self.device)
-        y = torch.randint(0, len(self.hparams.class_names), (batch_size,), device=self.device)
-        precision = self.trainer.precision_plugin
-        for _ in range(2):
-            with precision.train_step_context():
-                loss = self.criterion(self(x), y)
-            loss.backward()
-        self.eval()
-        with torch.inference_mode(), precision.test_step_context():
-            self(torch.randint(0, 256, (eval_batch_size, 3, 32, 32), dtype=torch.uint8, device=self.device),
-                 self.hparams.tta)
-        self.train()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.net.load_state_dict(state)
-        self.zero_grad(set_to_none=True)
-        return time.perf_counter() - start

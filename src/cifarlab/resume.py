@@ -19,7 +19,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cifarlab.errors import ConfigError
-from cifarlab.rundir import RunDir, current_config
+from cifarlab.legacy import current_config
+from cifarlab.rundir import RunDir
 
 LAST = "last"
 OUTPUTS = Path("outputs")  # where conf/train.yaml puts runs: outputs/<task_name>/runs/<run>, relative to the working dir

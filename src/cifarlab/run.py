@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 from cifarlab.precision import best_precision, cpu_precision
 from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.module import ImageClassifier
-from cifarlab.rundir import RunDir, TrainResult, current_choices, current_config
+from cifarlab.legacy import current_choices, current_config
+from cifarlab.rundir import RunDir, TrainResult
 from cifarlab.tta import TTA_MODES
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class RunRecord:
     Attributes:
         run_dir: the folder.
         config: ``config.yaml``, the resolved config, as plain dicts and lists, in the current layout
-            (:func:`cifarlab.rundir.current_config`).
+            (:func:`cifarlab.legacy.current_config`).
         overrides: ``.hydra/overrides.yaml``, the command line's overrides (``["seed=1", ...]``).
         choices: ``hydra.runtime.choices`` of ``.hydra/hydra.yaml``, config group -> option
             (``{"model": "custom_resnet", "data/augmentation": "cutout8", ...}``), in the current layout.

@@ -14,8 +14,7 @@ A run dir (``outputs/<task>/runs/<date>_<time>_<id>/``, or a sweep's job dir ``.
     metrics.json             :class:`TrainResult`, written last and atomically: a dir without it is unfinished
 
 Training, resume, requeue, sweeps and :class:`cifarlab.run.TrainedRun` find these files through :class:`RunDir`,
-and read a ``config.yaml`` or a record of group choices written before the LightningModule became the
-``model`` node through :func:`current_config` and :func:`current_choices`.
+and read a ``config.yaml`` or a record of group choices of an older layout through :mod:`cifarlab.legacy`.
 """
 from __future__ import annotations
 
@@ -25,44 +24,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from cifarlab.errors import CifarlabError
 
 TRAIN_SCHEMA = "cifarlab.train/1"
-# Top-level keys of configs written while the network was the model node; they now sit under model.
-MOVED_UNDER_MODEL = ("optimizer", "scheduler", "loss", "channels_last", "compile", "tta")
-# Config groups of records written while the LightningModule's parts were the groups model/net, model/optimizer and
-# model/scheduler (the model group chose the module itself): the user's spelling model=, optimizer=, scheduler= again.
-NESTED_GROUPS = {"model/net": "model", "model/optimizer": "optimizer", "model/scheduler": "scheduler"}
-
-
-def _old_layout(config: dict) -> bool:
-    return isinstance(config.get("model"), dict) and "net" not in config["model"] and "optimizer" in config
-
-
-def current_config(config: dict) -> dict:
-    """A resolved ``config.yaml`` (plain dicts) in the current layout. One written while the network was the
-    ``model`` node and the optimiser, scheduler, loss, ``channels_last``, ``compile`` and ``tta`` were top-level
-    keys gets ``model: {_target_: ImageClassifier, net: <its model>, optimizer: ..., ...}``; a current one is
-    returned as it is."""
-    if not _old_layout(config):
-        return config
-    config = dict(config)
-    model = {"_target_": "cifarlab.module.ImageClassifier", "net": config.pop("model")}
-    model |= {key: config.pop(key) for key in MOVED_UNDER_MODEL if key in config}
-    return config | {"model": model}
-
-
-def current_choices(choices: dict) -> dict:
-    """Hydra's group choices (``hydra.runtime.choices``) in the current layout, whose groups ``model``,
-    ``optimizer`` and ``scheduler`` choose the network, optimiser and scheduler of the LightningModule. A record
-    with ``model/net`` (written while those were nested groups, and ``model`` chose the module) gets ``model/net``
-    -> ``model``, ``model/optimizer`` -> ``optimizer``, ``model/scheduler`` -> ``scheduler``; the oldest records
-    (``model`` chose the network) and current ones are returned as they are."""
-    if "model/net" not in choices:
-        return choices
-    return {NESTED_GROUPS.get(group, group): option for group, option in choices.items() if group != "model"}
 
 
 @dataclass(frozen=True)
@@ -138,19 +105,25 @@ class RunDir:
         return TrainResult.from_json(self.metrics) if self.finished else None
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write ``payload`` as indented JSON to ``path`` (folders created): to a temporary file beside it,
-    then renamed over it, so a reader never sees half a file and a crash leaves the old one whole."""
+def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """The one atomic writer: ``write(tmp)`` writes a temporary file beside ``path`` (folders created), which is
+    then renamed over ``path``, so a reader (or a job finishing at the same time under a parallel launcher) never
+    sees half a file, and a crash leaves the old one whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(payload, indent=2) + "\n")
+        write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON to ``path`` with :func:`write_atomically`."""
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2) + "\n"))
 
 
 @dataclass

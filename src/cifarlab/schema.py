@@ -97,6 +97,7 @@ class TrainConfig:
     task_name: str = "train"
     seed: int = 42
     test: bool = True
+    optimized_metric: str = "val/acc"
     resume: Optional[str] = None
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cifarlab.errors import exit_on_user_error
-from cifarlab.errors import ConfigError
-from cifarlab.rundir import RunDir
+from cifarlab.errors import ConfigError, exit_on_user_error
+from cifarlab.rundir import RunDir, TrainResult, write_atomically
 
 SEED_KEY = "seed"
 NO_METRICS = "no metrics.json (failed or unfinished)"
@@ -249,14 +247,6 @@ def save_plot(groups: list[Group], common: list[str], path: Path) -> bool:
     return True
 
 
-def write_atomically(path: Path, write: Any) -> None:
-    """``write(tmp_path)`` then rename over ``path``: readers (and jobs finishing at the same
-    time under a parallel launcher) never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_summary(sweep_dir: Path) -> list[Job]:
     """Write ``summary.csv``, ``summary.md`` and ``summary.png`` (when a job has metrics) to ``sweep_dir``.
 
@@ -295,15 +285,44 @@ class SweepSummary(Callback):
             write_summary(sweep_dir)
 
 
+# What train.py may return to an optimising sweeper (``optimized_metric``, as in lightning-hydra-template): a score
+# of the held-out split and its field in :class:`cifarlab.rundir.HeldOutScores`; never a test-set score.
+OPTIMIZABLE = {"val/acc": "acc", "val/loss": "loss"}
+
+
+def check_optimized_metric(name: str) -> None:
+    """Refuse an ``optimized_metric`` that is not a held-out score (:data:`OPTIMIZABLE`).
+
+    Raises:
+        ConfigError: another name, such as ``test/acc`` (a sweep would choose on the test set).
+    """
+    if name not in OPTIMIZABLE:
+        raise ConfigError(f"optimized_metric={name} is not a score of the held-out split: use one of "
+                          f"{', '.join(OPTIMIZABLE)} (a sweep must never choose on the test set)")
+
+
+def objective(result: TrainResult | None, name: str) -> float | None:
+    """The ``optimized_metric`` ``name`` of a finished run (a fraction for ``val/acc``), which train.py returns to
+    Hydra's sweepers; None without a result (``lr_find=only``) or a held-out split (``data.val_size=0``).
+
+    Raises:
+        ConfigError: see :func:`check_optimized_metric`.
+    """
+    check_optimized_metric(name)
+    return None if result is None or result.val is None else getattr(result.val, OPTIMIZABLE[name])
+
+
 class RequireHeldOutSplit(Callback):
     """Refuse to start an optimising sweep (a sweeper with a ``direction``, e.g.
     ``hparams_search=optuna``) when ``data.val_size=0``: ``train.py`` then returns nothing, as the
     only other score is the test set's, and choosing hyperparameters on it is selection on the test set."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with exit_on_user_error():
+            check_optimized_metric(config.get("optimized_metric", "val/acc"))
         if "direction" in config.hydra.sweeper and config.data.val_size == 0:
             with exit_on_user_error():
                 raise ConfigError(
                     f"hydra.sweeper ({config.hydra.runtime.choices.get('hydra/sweeper')}) optimises the held-out "
-                    "validation accuracy train.py returns, but data.val_size=0 holds no images out (validation "
+                    f"score optimized_metric={config.get('optimized_metric')}, but data.val_size=0 holds no images out (validation "
                     "would be the test set): set data.val_size, e.g. data.val_size=5000")

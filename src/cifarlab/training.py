@@ -19,11 +19,12 @@ from rich.table import Table
 
 from cifarlab import provenance
 from cifarlab.budget import Plan, choose, cpu_candidate_precisions
-from cifarlab.callbacks import Throughput
+from cifarlab.callbacks import AirbenchWhitening, RandomStates, Throughput, WarmUp
 from cifarlab.data import ImageDataModule
 from cifarlab.distributed import requeued_checkpoint
 from cifarlab.errors import ConfigError
 from cifarlab.lr_finder import find_lr
+from cifarlab.models.base import Whitened
 from cifarlab.module import ImageClassifier
 from cifarlab.tracking import (check_logger_packages, hydra_record, log_final, log_params, tensorboard_hparams,
                                tracker_params)
@@ -80,9 +81,14 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> ImageClassifie
     return module
 
 
-def build_trainer(cfg: DictConfig, extra_callbacks: list[L.Callback]) -> L.Trainer:
-    """The Trainer of ``cfg.trainer`` with the callbacks of ``cfg.callbacks`` and loggers of ``cfg.logger``."""
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + extra_callbacks
+def build_trainer(cfg: DictConfig, module: ImageClassifier, extra_callbacks: list[L.Callback]) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the callbacks of ``cfg.callbacks``, ``extra_callbacks`` and loggers of
+    ``cfg.logger``. Every fit also gets :class:`~cifarlab.callbacks.RandomStates` (exact resume); a network with
+    airbench's whitening layer gets :class:`~cifarlab.callbacks.AirbenchWhitening` (initialisation only) where
+    ``cfg.callbacks`` has none."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + extra_callbacks + [RandomStates()]
+    if isinstance(module.net, Whitened) and not any(isinstance(c, AirbenchWhitening) for c in callbacks):
+        callbacks.append(AirbenchWhitening(fraction=None))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
 
@@ -205,37 +211,28 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     """
     start, start_epoch = time.perf_counter(), time.time()
     code = provenance.git_state()  # the code this process imported, not a commit made while it trains
-    ckpt_to_resume = None
-    if cfg.get("resume"):
-        cfg, ckpt_to_resume = resumed_config(cfg, overrides)
-    check_ranges(cfg)
-    check_logger_packages(cfg.get("logger"))
-    keep_selection_off_the_test_set(cfg)
-    if not cfg.get("test", True) and not cfg.data.val_size:
-        log.warning("test=false with data.val_size=0: this run measures no accuracy (evaluate.py can test it later)")
-    output_dir = Path(cfg.paths.output_dir)
-    run_dir = RunDir(output_dir)
+    cfg, ckpt_to_resume = resumed_config(cfg, overrides) if cfg.get("resume") else (cfg, None)
+    check_config(cfg)
+    run_dir = RunDir(Path(cfg.paths.output_dir))
     L.seed_everything(cfg.seed, workers=True)
-    datamodule: ImageDataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
-    if int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0))) == 0:
-        datamodule.prepare_data()  # a download, once per machine (Lightning's ranks start after it, in fit)
-    datamodule.setup("fit")
-    held_out = len(datamodule.val_set) if datamodule.hparams.val_size or datamodule.arrays.val_images is not None else 0
-    budget = None if ckpt_to_resume else apply_budget(cfg, len(datamodule.test_set) if cfg.get("test", True) else 0, held_out,
-                                                      started_at or start_epoch)
+    datamodule = build_datamodule(cfg)
+    held_out_images = len(datamodule.val_set) if datamodule.hparams.val_size or datamodule.arrays.val_images is not None else 0
+    budget = None if ckpt_to_resume else apply_budget(cfg, len(datamodule.test_set) if cfg.get("test", True) else 0,
+                                                      held_out_images, started_at or start_epoch)
     module = build_module(cfg, datamodule)
-    throughput = Throughput()
-    trainer = build_trainer(cfg, [throughput, *callbacks])
+    throughput, warm_up = Throughput(), WarmUp()
+    trainer = build_trainer(cfg, module, [throughput, warm_up, *callbacks])
     if trainer.is_global_zero:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if ckpt_to_resume is None:
-            OmegaConf.save(cfg, run_dir.config, resolve=True)
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+    first_start = ckpt_to_resume is None
     ckpt_to_resume = ckpt_to_resume or requeued_checkpoint(run_dir)  # a requeued SLURM job continues
     # a continued run keeps the max_lr its first start chose (config.yaml holds it)
-    lr_find = run_lr_find(cfg, trainer, module, datamodule, output_dir) if cfg.get("lr_find") and not ckpt_to_resume else None
+    lr_find = run_lr_find(cfg, trainer, module, datamodule, run_dir.path) if cfg.get("lr_find") and not ckpt_to_resume else None
+    if trainer.is_global_zero and first_start:  # the config, resolved once (LR range test included), written once
+        OmegaConf.save(cfg, run_dir.config, resolve=True)
     if lr_find is not None and cfg.lr_find.mode == "only":
         return None
-    record = hydra_record(output_dir)
+    record = hydra_record(run_dir.path)
     log_params(trainer, tracker_params(cfg, record))  # after lr_find=apply has set model.scheduler.max_lr
     fit_start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_to_resume)
@@ -244,40 +241,13 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
     held_out = evaluate_held_out(trainer, module, datamodule, ckpt_path)
     test_start = time.perf_counter()
     test = run_test(trainer, module, datamodule, ckpt_path, cfg.model.tta) if cfg.get("test", True) else None
-    test_seconds = time.perf_counter() - test_start
-    result = TrainResult(
-        model=cfg.model.net._target_.rsplit(".", 1)[-1],
-        norm=cfg.model.net.get("norm"),
-        dataset=datamodule.dataset_name,
-        seed=cfg.seed,
-        test=test,
-        val=held_out,
-        tested_checkpoint=TestedCheckpoint(which, None if ckpt_path is None else os.path.relpath(ckpt_path, output_dir)),
-        validation="none" if trainer.limit_val_batches == 0 else ("test_set" if datamodule.hparams.val_size == 0 else "held_out"),
-        val_size=datamodule.hparams.val_size,
-        resumed=ckpt_to_resume is not None,
-        lr_find=lr_find,
-        budget=None if budget is None else budget.to_dict(),
-        max_lr=(cfg.model.get("scheduler") or {}).get("max_lr"),
-        epochs=trainer.current_epoch,
-        global_step=trainer.global_step,
-        train_images=len(datamodule.train_set),
-        world_size=trainer.world_size,
-        images_per_s=throughput.images_per_s,
-        epoch_images_per_s=throughput.epoch_images_per_s,
-        train_seconds=throughput.seconds,
-        compile_seconds=module.compile_seconds,
-        fit_seconds=fit_seconds,
-        test_seconds=test_seconds,
-        wall_time_s=time.perf_counter() - start,
-        augment_on=datamodule.hparams.augment_on,
-        precision=str(trainer.precision),
-        accelerator=type(trainer.accelerator).__name__,
-        data={"root": str(datamodule.hparams.root), "mean": datamodule.mean, "std": datamodule.std,
-              "checksum": datamodule.checksum.to_dict()},
-        output_dir=str(output_dir),
-        provenance=provenance.collect(on_cuda=trainer.strategy.root_device.type == "cuda", overrides=overrides, code=code),
-    )
+    result = collect_result(
+        cfg, trainer, datamodule, test=test, held_out=held_out, tested=TestedCheckpoint(
+            which, None if ckpt_path is None else os.path.relpath(ckpt_path, run_dir.path)),
+        resumed=ckpt_to_resume is not None, lr_find=lr_find, budget=budget, throughput=throughput,
+        seconds={"compile_seconds": warm_up.seconds, "fit_seconds": fit_seconds,
+                 "test_seconds": time.perf_counter() - test_start, "wall_time_s": time.perf_counter() - start},
+        provenance=provenance.collect(on_cuda=trainer.strategy.root_device.type == "cuda", overrides=overrides, code=code))
     if trainer.is_global_zero:
         scores = {"test": result.test, "val": result.val}
         log_final(trainer, tensorboard_hparams(cfg, record),
@@ -285,6 +255,53 @@ def train(cfg: DictConfig, overrides: list[str] | None = None, callbacks: Sequen
         result.write(run_dir.metrics)
         print_summary(result)
     return result
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Everything about ``cfg`` that can fail before any data loads: ranges, the loggers' packages, and no
+    selection on the test set (edits ``cfg.callbacks`` in place: :func:`keep_selection_off_the_test_set`).
+
+    Raises:
+        cifarlab.errors.ConfigError: see :func:`cifarlab.validation.check_ranges`,
+            :func:`cifarlab.tracking.check_logger_packages` and :func:`keep_selection_off_the_test_set`.
+    """
+    check_ranges(cfg)
+    check_logger_packages(cfg.get("logger"))
+    keep_selection_off_the_test_set(cfg)
+    if not cfg.get("test", True) and not cfg.data.val_size:
+        log.warning("test=false with data.val_size=0: this run measures no accuracy (evaluate.py can test it later)")
+
+
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+    """The data module of ``cfg.data``, set up for a fit; a download runs once per machine (local rank 0;
+    Lightning's other ranks start after it, in fit)."""
+    datamodule: ImageDataModule = instantiate(cfg.data, _convert_="all", _recursive_=False)
+    if int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0))) == 0:
+        datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+def collect_result(cfg: DictConfig, trainer: L.Trainer, datamodule: ImageDataModule, *, test: TestScores | None,
+                   held_out: HeldOutScores | None, tested: TestedCheckpoint, resumed: bool, lr_find: dict | None,
+                   budget: Plan | None, throughput: Throughput, seconds: dict[str, float], provenance: dict) -> TrainResult:
+    """The :class:`~cifarlab.rundir.TrainResult` of a finished fit and its test: what ``metrics.json`` holds.
+    ``seconds``: ``compile_seconds``, ``fit_seconds``, ``test_seconds`` and ``wall_time_s``."""
+    hp = datamodule.hparams
+    return TrainResult(
+        model=cfg.model.net._target_.rsplit(".", 1)[-1], norm=cfg.model.net.get("norm"), dataset=datamodule.dataset_name,
+        seed=cfg.seed, test=test, val=held_out, tested_checkpoint=tested,
+        validation="none" if trainer.limit_val_batches == 0 else ("test_set" if hp.val_size == 0 else "held_out"),
+        val_size=hp.val_size, resumed=resumed, lr_find=lr_find, budget=None if budget is None else budget.to_dict(),
+        max_lr=(cfg.model.get("scheduler") or {}).get("max_lr"), epochs=trainer.current_epoch,
+        global_step=trainer.global_step, train_images=len(datamodule.train_set), world_size=trainer.world_size,
+        images_per_s=throughput.images_per_s, epoch_images_per_s=throughput.epoch_images_per_s,
+        train_seconds=throughput.seconds, **seconds, augment_on=hp.augment_on, precision=str(trainer.precision),
+        accelerator=type(trainer.accelerator).__name__, output_dir=str(Path(cfg.paths.output_dir)),
+        data={"root": str(hp.root), "mean": datamodule.mean, "std": datamodule.std,
+              "checksum": datamodule.checksum.to_dict()},
+        provenance=provenance,
+    )
 
 
 def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, datamodule: ImageDataModule,
@@ -303,10 +320,8 @@ def run_lr_find(cfg: DictConfig, trainer: L.Trainer, module: ImageClassifier, da
                     spec.early_stop_threshold)
     Console().print(f"LR range test: suggested learning rate {found.suggested_lr:.3g} "
                     f"({found.steps_run} steps; {output_dir / 'lr_finder.png'})", highlight=False)
-    if spec.mode == "apply":
+    if spec.mode == "apply":  # the module's copy of the spec and the config (written once, after this)
         module.hparams.scheduler["max_lr"] = found.suggested_lr
         with open_dict(cfg):
             cfg.model.scheduler.max_lr = found.suggested_lr
-        if trainer.is_global_zero:
-            OmegaConf.save(cfg, RunDir(output_dir).config, resolve=True)
     return {"suggested_lr": found.suggested_lr, "applied": spec.mode == "apply", "steps_run": found.steps_run}

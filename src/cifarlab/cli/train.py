@@ -9,6 +9,7 @@ from cifarlab.budget import job_start
 from cifarlab.cli import CONFIG_PATH
 from cifarlab.errors import exit_on_user_error
 from cifarlab.distributed import ddp_job
+from cifarlab.sweeps import check_optimized_metric, objective
 from cifarlab.training import train
 
 SCRIPT = Path(__file__).resolve()  # what Lightning re-runs for each extra DDP rank (cifarlab.distributed)
@@ -16,12 +17,12 @@ SCRIPT = Path(__file__).resolve()  # what Lightning re-runs for each extra DDP r
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Returns the held-out validation accuracy (fraction), the objective of Hydra sweepers;
-    ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
+    """Returns ``optimized_metric`` of the held-out split (default ``val/acc``, a fraction), the objective of Hydra's
+    sweepers; ``None`` with ``data.val_size=0``, where the only other score is the test set's."""
     with exit_on_user_error(), ddp_job(SCRIPT):
+        check_optimized_metric(cfg.optimized_metric)
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None  # None: called by a test
-        result = train(cfg, overrides=overrides, started_at=job_start())  # None for lr_find=only
-    return result.val.acc if result is not None and result.val is not None else None
+        return objective(train(cfg, overrides=overrides, started_at=job_start()), cfg.optimized_metric)
 
 
 if __name__ == "__main__":

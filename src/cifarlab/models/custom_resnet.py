@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cifarlab.models.base import trainable_group
 from cifarlab.models.norm import make_norm
 
 
@@ -92,6 +93,10 @@ class CustomResNet(nn.Module):
         self.layer3 = Stage(256, 512, norm, num_groups, residual=True, pool_before_norm=pool_before_norm)
         self.pool = nn.AdaptiveMaxPool2d(1)  # MaxPool(4) on the 4x4 map, any input size
         self.fc = nn.Linear(512, num_classes, bias=False)
+
+    def param_groups(self) -> list[dict]:
+        """One optimiser group: every trainable parameter at the configured learning rate and weight decay."""
+        return trainable_group(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.prep(x))))

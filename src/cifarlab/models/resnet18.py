@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cifarlab.models.base import trainable_group
 from cifarlab.models.norm import make_norm
 
 
@@ -59,6 +60,10 @@ class ResNet18(nn.Module):
             c_in = width
         self.pool = nn.AdaptiveAvgPool2d(1)  # avg-pool 4 on the 4x4 map, any input size
         self.fc = nn.Linear(512, num_classes)
+
+    def param_groups(self) -> list[dict]:
+        """One optimiser group: every trainable parameter at the configured learning rate and weight decay."""
+        return trainable_group(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -17,6 +17,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 from torchvision.utils import make_grid
 
 from cifarlab.errors import ConfigError
+from cifarlab.models.base import feature_blocks
 
 
 class BlockOutputs:
@@ -29,9 +30,7 @@ class BlockOutputs:
     """
 
     def __init__(self, net: nn.Module, size: int = 32) -> None:
-        skip = (nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.MaxPool2d, nn.Identity)
-        self.blocks = list(getattr(net, "feature_blocks", None) or
-                           [name for name, child in net.named_children() if not isinstance(child, skip)])
+        self.blocks = feature_blocks(net)
         norms = sorted({type(m) for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}, key=str)
         self.extractor = create_feature_extractor(net, return_nodes=self.blocks, tracer_kwargs={"leaf_modules": norms})
         device = next(net.parameters()).device

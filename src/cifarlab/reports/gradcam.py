@@ -16,24 +16,22 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from cifarlab.errors import ConfigError
+from cifarlab.models.base import gradcam_layer, top_level_blocks
 from cifarlab.reports.figures import upscale
 from cifarlab.module import ImageClassifier
 
 def layer_names(net: nn.Module) -> list[str]:
-    """The blocks of ``net`` that output (N, C, H, W) feature maps: its top-level children and
-    their children (``layer1``, ``layer1.res``, ...), heads, pools and identities excluded."""
-    names = []
-    for name, child in net.named_children():
-        if not isinstance(child, (nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.MaxPool2d, nn.Identity)):
-            names += [name] + [f"{name}.{sub}" for sub, grandchild in child.named_children()
-                               if not isinstance(grandchild, (nn.Identity, nn.ReLU))]
-    return names
+    """The blocks of ``net`` that output (N, C, H, W) feature maps: its top-level blocks
+    (:func:`cifarlab.models.base.top_level_blocks`) and their children (``layer1``, ``layer1.res``, ...)."""
+    children = dict(net.named_children())
+    return [n for name in top_level_blocks(net) for n in [name] + [
+        f"{name}.{sub}" for sub, grandchild in children[name].named_children() if not isinstance(grandchild, (nn.Identity, nn.ReLU))]]
 
 
 def default_target_layer(net: nn.Module) -> str:
     """The network's own ``gradcam_layer`` (its last conv block: ``layer3`` for ResNet-9, ``layer4``
     for ResNet-18, ``block3`` for airbench), else the last of :func:`layer_names`."""
-    return getattr(net, "gradcam_layer", None) or layer_names(net)[-1]
+    return gradcam_layer(net) or layer_names(net)[-1]
 
 
 def check_layer(net: nn.Module, name: str) -> str:
