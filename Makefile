@@ -82,7 +82,7 @@ test-full: install-dev  ## every test, CI's: real-data tests skip when the DATA 
 lint: install-dev  ## ruff: pyflakes and pycodestyle errors (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
 
-results: install  ## rewrite the generated results tables (README, docs/results.md, src/cifarlab/frontier.csv) from docs/runs/
+results: install  ## rewrite the generated results tables (README, docs/results.md, src/cifarlab/training/frontier.csv) from docs/runs/
 	$(PY) -m cifarlab.reports.results
 
 bench: install $(DATA)/cifar-10-batches-py/test_batch  ## images/s of each model: bare step, device augmentation, train.py on each augment_on path

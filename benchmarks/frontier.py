@@ -4,7 +4,7 @@ Each point is one ``train.py`` run of ``experiment=cpu_airbench`` at a fixed ima
 budget (``model.scheduler.budget_s=null``: the budget's learning-rate shape, lookahead and whitening-bias
 freeze span ``trainer.max_steps``), with 5,000 training images held out (``data.val_size=5000``) and the test
 set never read (``test=false``). The held-out images are then scored plain and with the preset's TTA
-(flip + 1-pixel translations) through :class:`cifarlab.run.TrainedRun`, into the run's ``held_out.json``. An
+(flip + 1-pixel translations) through :class:`cifarlab.runs.run.TrainedRun`, into the run's ``held_out.json``. An
 image count is a property of the recipe, not of the machine, so any machine measures the same frontier; only
 the time it takes differs.
 
@@ -12,7 +12,7 @@ Each finished point is recorded in ``--records`` (``docs/runs/frontier/w<width>_
 :func:`cifarlab.reports.results.record`); a recorded point is skipped, and a run dir with a finished
 ``metrics.json`` is scored without training again, so the command continues where it stopped, on any machine.
 ``make results`` then writes the committed frontier that ``make train``'s budget reads
-(``src/cifarlab/frontier.csv``) and the table of docs/results.md from the records; ``--plot docs/frontier.png``
+(``src/cifarlab/training/frontier.csv``) and the table of docs/results.md from the records; ``--plot docs/frontier.png``
 draws it. Run: ``python benchmarks/frontier.py --data-root <data>``.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ def overrides(widths: str, steps: int, seed: int, data_root: str, precision: str
 def score(run_dir: Path, images: int) -> dict:
     """Write and return ``held_out.json``: the held-out accuracy (fraction) plain and with :data:`TTA`, in the
     precision the run trained in."""
-    from cifarlab.run import TrainedRun
+    from cifarlab.runs.run import TrainedRun
 
     trained = json.loads((run_dir / "metrics.json").read_text())["precision"]
     run = TrainedRun(run_dir, precision=trained)

@@ -22,7 +22,7 @@ def _count(message, category, filename, lineno, file=None, line=None):
 
 
 def _report() -> None:
-    from cifarlab.rundir import RunDir
+    from cifarlab.runs.rundir import RunDir
 
     steps = 0
     for arg in sys.argv:

@@ -40,10 +40,10 @@ from rich.table import Table
 
 import cifarlab  # noqa: F401  (registers the resolvers)
 import cifarlab.conf
-from cifarlab.precision import best_precision
+from cifarlab.training.precision import best_precision
 from cifarlab.data.augment import BatchContext, DeviceAugment
 from cifarlab.models import AirbenchNet, CustomResNet, ResNet18
-from cifarlab.training import train
+from cifarlab.training.pipeline import train
 
 CONF = Path(cifarlab.conf.__file__).parent  # the package's configs (src/cifarlab/conf/ in a checkout)
 MODELS = {"custom_resnet": CustomResNet, "resnet18": ResNet18, "airbench": AirbenchNet}
@@ -172,7 +172,7 @@ def main() -> None:
     batch_size = args.batch_size or (512 if gpu else 128)
     steps = args.steps or (50 if gpu else 16)
     num_workers = args.num_workers if args.num_workers is not None else (8 if gpu else 0)
-    precision = args.precision or best_precision()  # on a CPU: measured once, cached (cifarlab.precision)
+    precision = args.precision or best_precision()  # on a CPU: measured once, cached (cifarlab.training.precision)
     name = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
     table = Table(title=f"training images/s on {name}, batch {batch_size}, {precision}, channels_last, "
                         f"torch {torch.__version__}; device augmentation alone: "

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 import cifarlab  # noqa: F401  (registers the resolvers)
-from cifarlab.rundir import HeldOutScores, TestedCheckpoint, TestScores, TrainResult
+from cifarlab.runs.result import HeldOutScores, TestedCheckpoint, TestScores, TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "src" / "cifarlab" / "conf"  # the configs ship inside the package
@@ -70,7 +70,7 @@ def machine_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``$CIFARLAB_CACHE`` for the whole session (its subprocesses too): a folder of its own, whose cached CPU
     precision is fp32, the precision the tests train in, so that a TrainedRun infers in it on any CPU and gives
     train.py's numbers exactly. Tests of the choice itself write their own cache."""
-    from cifarlab.precision import cache_key
+    from cifarlab.training.precision import cache_key
 
     folder = tmp_path_factory.mktemp("machine_cache")
     (folder / "precision.json").write_text(json.dumps({cache_key(): {"seconds_per_step": {}, "best": "32-true"}}))
@@ -89,7 +89,7 @@ def trained_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A train.py run dir shared by the evaluation and app tests: ResNet-9, 2 epochs on 100
     fixture images (few steps, so many test images stay misclassified); ``checkpoints/last.ckpt``,
     ``metrics.json`` and TensorBoard events inside."""
-    from cifarlab.training import train
+    from cifarlab.training.pipeline import train
 
     out = tmp_path_factory.mktemp("trained_run")
     train(compose_train(tiny_overrides(cifar_root) + ["data.subset=100", "trainer.max_epochs=2"], out))

@@ -10,8 +10,8 @@ import pytest
 from cifarlab.app.explorer import Explorer
 from cifarlab.reports.config import ReportSettings
 from cifarlab.reports.evaluate import write_report
-from cifarlab.run import TrainedRun
-from cifarlab.training import train
+from cifarlab.runs.run import TrainedRun
+from cifarlab.training.pipeline import train
 from conftest import compose_train, tiny_overrides
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.examples import CLASS_NAMES, TEST_INDICES, example_paths
 from cifarlab.reports.config import ReportSettings, RobustnessSettings
 from cifarlab.reports.evaluate import SCHEMA, write_report
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from conftest import CLASSES, REAL_DATA, run_script
 
 

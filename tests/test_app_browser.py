@@ -14,7 +14,7 @@ import pytest
 
 from cifarlab.app.explorer import Explorer
 from cifarlab.app.ui import build_app, launch
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from conftest import ROOT
 from test_app import explorer, free_port, served  # noqa: F401  (fixtures: the test_app server)
 

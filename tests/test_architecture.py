@@ -72,3 +72,39 @@ def test_a_module_over_300_lines_says_why_it_is_one_module() -> None:
     unexplained = [f"{path} ({n} lines)" for path, n in long.items()
                    if REASON not in " ".join((ast.get_docstring(ast.parse((ROOT / path).read_text())) or "").split())]
     assert not unexplained, f"over {MAX_LINES} lines without '{REASON} ...' in the docstring: {unexplained}"
+
+
+def code_strings(path: Path) -> set[str]:
+    """The string constants of a module's code that could be paths: docstrings and messages (text with
+    spaces) left out."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            and " " not in node.value}
+
+
+def test_the_lightning_module_never_reads_the_data_module() -> None:
+    tree = ast.parse((PACKAGE / "module.py").read_text())
+    names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert "datamodule" not in names, "module.py reads trainer.datamodule: give the module what it needs when it is built"
+
+
+RUN_DIR_FILES = ("config.yaml", "overrides.yaml", "hydra.yaml", ".hydra", "last.ckpt", "held_out.json", "MODEL_CARD.md")
+
+
+def test_only_run_dir_names_the_files_of_a_run_dir() -> None:
+    owner = PACKAGE / "runs" / "rundir.py"
+    strangers = {p.relative_to(ROOT).as_posix(): sorted(s for s in code_strings(p) if any(f in s for f in RUN_DIR_FILES))
+                 for p in PACKAGE.rglob("*.py") if p != owner}
+    assert not {p: s for p, s in strangers.items() if s}, "only cifarlab.runs.rundir.RunDir opens a run dir's files"
+    assert all(any(f in s for s in code_strings(owner)) for f in RUN_DIR_FILES)
+
+
+def test_this_test_finds_a_run_dir_file_named_outside_run_dir(tmp_path: Path) -> None:
+    stray = tmp_path / "stray.py"
+    stray.write_text('"""Reads config.yaml (a docstring may say so)."""\nPATH = "run/.hydra/overrides.yaml"\n'
+                     'MESSAGE = "no config.yaml in the run dir"\n')
+    assert code_strings(stray) == {"run/.hydra/overrides.yaml"}

@@ -16,7 +16,7 @@ import throughput  # noqa: E402
 
 def fit_airbench(paired: throughput.PairedBareStep, images: int, epochs: int, root: Path, out: Path):
     """train() of airbench on ``images`` fixture images in batches of 8, with ``paired`` among its callbacks."""
-    from cifarlab.training import train
+    from cifarlab.training.pipeline import train
 
     cfg = compose_train(tiny_overrides(root) + [
         "model=airbench", "data.batch_size=8", f"data.subset={images}", f"trainer.max_epochs={epochs}",
@@ -51,3 +51,13 @@ def test_bench_prints_a_row_per_model_and_path(cifar_root: Path) -> None:
     assert [row.split("│")[2].strip() for row in rows] == ["device", "workers"]
     ratios = [float(row.split("│")[5]) for row in rows]
     assert all(math.isfinite(r) and r > 0 for r in ratios)
+
+
+def test_budget_plan_prints_another_cpus_choice_and_its_fixed_step_command(capsys: pytest.CaptureFixture) -> None:
+    import budget_plan
+
+    budget_plan.main([str(ROOT / "benchmarks" / "cpu_speeds" / "epyc_zen3_fp32.json"), "--spent-s", "40"])
+    out = capsys.readouterr().out
+    assert "AMD EPYC Zen 3" in out and "chosen" in out
+    chosen = next(line for line in out.splitlines() if "chosen" in line).split("│")[1].strip()
+    assert f"model.net.widths=[{chosen}] trainer.precision=32-true" in out and "trainer.max_steps=" in out

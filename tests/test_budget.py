@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cifarlab import budget, training
-from cifarlab.budget import Speed, load_frontier, plan, plan_table, predict_accuracy, probe_speeds
+from cifarlab.training import budget
+from cifarlab.training import pipeline as training
+from cifarlab.training.budget import Speed, load_frontier, plan, plan_table, predict_accuracy, probe_speeds
 from cifarlab.errors import ConfigError
-from cifarlab.precision import cache_key
-from cifarlab.run import TrainedRun
+from cifarlab.training.precision import cache_key
+from cifarlab.runs.run import TrainedRun
 from conftest import compose_train
 
 W64, W48, W32, W24 = (64, 256, 256), (48, 192, 192), (32, 128, 128), (24, 96, 96)

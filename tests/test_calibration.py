@@ -16,7 +16,7 @@ from cifarlab.reports.calibration import (BINS, calibration_metrics, calibration
                                           reliability_bins, save_reliability_diagram)
 from cifarlab.reports.config import ReportSettings, RobustnessSettings
 from cifarlab.reports.evaluate import write_report
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from conftest import compose_train, tiny_overrides
 
 
@@ -82,7 +82,7 @@ def test_reliability_bins_give_torchmetrics_ece_and_the_diagram_has_its_size(tmp
 @pytest.fixture(scope="module")
 def held_out_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run trained with data.val_size=100 (the last 100 of the fixture's 500 training images)."""
-    from cifarlab.training import train
+    from cifarlab.training.pipeline import train
 
     out = tmp_path_factory.mktemp("held_out_run")
     train(compose_train(tiny_overrides(cifar_root) + ["data.subset=100", "data.val_size=100", "trainer.max_epochs=1"],

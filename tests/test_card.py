@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from cifarlab.legacy import current_choices
+from cifarlab.runs.legacy import current_choices
 from conftest import ROOT, compose_train, run_script, tiny_overrides
 
 CARD = ["model=resnet18", "trainer.max_epochs=20"]
@@ -33,7 +33,7 @@ def test_the_card_command_composes_resnet18_for_20_epochs() -> None:
 @pytest.mark.parametrize("overrides,key,target", [
     (["optimizer=sgd"], "optimizer", "torch.optim.SGD"),
     (["optimizer=adam"], "optimizer", "torch.optim.Adam"),
-    (["scheduler=time_budget"], "scheduler", "cifarlab.schedules.TimeBudgetOneCycle"),
+    (["scheduler=time_budget"], "scheduler", "cifarlab.training.schedules.TimeBudgetOneCycle"),
     (["scheduler=onecycle"], "scheduler", "torch.optim.lr_scheduler.OneCycleLR"),
     (["model=airbench"], "net", "cifarlab.models.AirbenchNet"),
     (["data=cifar10", "trainer=cpu"], "net", "cifarlab.models.CustomResNet"),

@@ -19,7 +19,7 @@ from cifarlab.reports.config import BootstrapSettings, CompareConfig, Paths, Rep
 from cifarlab.reports.config_diff import ABSENT, config_diff
 from cifarlab.reports.evaluate import write_report
 from cifarlab.reports.paired import bootstrap_delta, mcnemar, verdict, welch
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from conftest import CONF, compose_train, run_script, tiny_overrides
 
 
@@ -127,7 +127,7 @@ def train_job(root: Path, overrides: list[str], job_dir: Path) -> Path:
     OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": hydra.runtime.choices}}}),
                    job_dir / ".hydra" / "hydra.yaml")
     OmegaConf.save(hydra.overrides.task, job_dir / ".hydra" / "overrides.yaml")
-    from cifarlab.training import train
+    from cifarlab.training.pipeline import train
 
     train(compose_train(tiny_overrides(root) + overrides, job_dir))
     return job_dir

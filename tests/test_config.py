@@ -40,7 +40,7 @@ def test_presets_reproduce_the_seed_recipes() -> None:
     assert cutout._target_ == "albumentations.CoarseDropout" and list(cutout.hole_height_range) == [16, 16]
     quick = compose_train(["experiment=cpu_quick"])
     assert quick.trainer.accelerator == "cpu" and quick.model.channels_last
-    assert quick.model.scheduler._target_ == "cifarlab.schedules.TimeBudgetOneCycle"
+    assert quick.model.scheduler._target_ == "cifarlab.training.schedules.TimeBudgetOneCycle"
     assert quick.trainer.max_time.seconds == quick.model.scheduler.budget_s == 450
 
 
@@ -110,7 +110,7 @@ def test_the_data_and_model_schemas_state_their_constructors_defaults(node: str,
 
     from omegaconf import MISSING
 
-    import cifarlab.schema as schema
+    import cifarlab.config.schema as schema
 
     fields = {f.name: f for f in dataclasses.fields(getattr(schema, node))}
     parameters = {name: p for name, p in inspect.signature(get_class(cls).__init__).parameters.items()
@@ -129,7 +129,7 @@ def test_a_wrong_type_under_the_model_node_fails_at_composition() -> None:
 
 
 def test_trainer_mps_is_apples_gpu_in_fp32_without_the_cpu_probe(monkeypatch: pytest.MonkeyPatch) -> None:
-    import cifarlab.precision as precision
+    import cifarlab.training.precision as precision
 
     def no_probe() -> str:
         raise AssertionError("the CPU probe ran for MPS")

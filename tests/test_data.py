@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from cifarlab.data import CIFAR10DataModule, channel_stats, load_cifar10
+from cifarlab.data.sampling import BatchPlans, EpochOrder, batch_seed
 from cifarlab.errors import ConfigError, DataError
 from cifarlab.module import ImageClassifier
 from conftest import CONF, write_cifar
@@ -110,7 +111,7 @@ def test_a_resumed_epoch_serves_the_unbroken_epochs_remaining_batches(cifar_root
                      train_transforms=OmegaConf.to_container(OmegaConf.load(CONF / "data/augmentation/page.yaml").train_transforms))
         dm.trainer = Resumed(done)
         loader = dm.train_dataloader()
-        loader.sampler.set_epoch(1)
+        (loader.batch_sampler or loader.sampler).set_epoch(1)  # as Lightning does at an epoch start
         return [images for images, _ in loader]
 
     whole = epoch(0, 0)
@@ -201,3 +202,17 @@ def test_a_code_running_pickle_is_refused_without_running(cifar_root: Path, tmp_
     with pytest.raises(DataError, match=r"data_batch_3 is truncated or not a CIFAR-10 pickle .*refused global posix.system"):
         load_cifar10(root)
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_an_epoch_is_cut_into_batch_plans_and_a_resume_skips_whole_plans() -> None:
+    order = EpochOrder(10, shuffle=True, seed=5, rank=1, world_size=2, equal_shares=True)
+    order.set_epoch(2)
+    plans = list(order.plans(2, drop_last=True))
+    assert [p.number for p in plans] == [0, 1] and all(p.epoch == 2 for p in plans)  # 5 images: 2 full batches
+    assert torch.equal(torch.cat([p.indices for p in plans]), order.indices(torch.device("cpu"))[:4])
+    assert plans[0].seed == batch_seed(5, 1, 2, 0) != plans[1].seed
+    assert [p.number for p in order.plans(2, drop_last=False, skip=1)] == [1, 2]
+    trainer = Resumed(1)
+    trainer.num_training_batches = 2
+    sampler = BatchPlans(order, 2, drop_last=True, trainer=trainer)
+    assert len(sampler) == 2 and [p.number for p in sampler] == [1]

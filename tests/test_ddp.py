@@ -21,13 +21,13 @@ from hydra.utils import instantiate
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from omegaconf import OmegaConf, open_dict
 
-from cifarlab.resolvers import devices_per_node
+from cifarlab.config.resolvers import devices_per_node
 from cifarlab.data import CIFAR10DataModule
 from cifarlab.data.sampling import EpochOrder
-from cifarlab.distributed import LAUNCHER_ENV, ddp_job, rank_command, requeued_checkpoint
-from cifarlab.rundir import RunDir
+from cifarlab.training.distributed import LAUNCHER_ENV, ddp_job, rank_command, requeued_checkpoint
+from cifarlab.runs.rundir import RunDir
 from cifarlab.errors import ConfigError
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from conftest import CONF, ROOT, compose_train, make_images, run_script, tiny_overrides, write_cifar
 
 SEED = 7
@@ -247,7 +247,7 @@ def test_a_requeued_job_continues_from_its_newest_checkpoint(tmp_path: Path, mon
 def test_requeued_run_resumes_in_its_run_dir(cifar_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ddp_probe import Preempted
 
-    from cifarlab.training import train
+    from cifarlab.training.pipeline import train
 
     overrides = tiny_overrides(cifar_root) + ["data.subset=60", "data/augmentation=none", "trainer.max_epochs=2", "model.tta=none",
                                               "trainer.limit_val_batches=0", "callbacks.model_checkpoint.monitor=null"]

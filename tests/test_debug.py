@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cifarlab.training import train
+from cifarlab.training.pipeline import train
 from conftest import CONF, compose_train, tiny_overrides
 
 PRESETS = sorted(p.stem for p in (CONF / "debug").glob("*.yaml") if p.stem != "default")

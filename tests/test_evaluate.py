@@ -20,7 +20,7 @@ from cifarlab.reports.data_figures import augmented, write_data_figures
 from cifarlab.reports.evaluate import SCHEMA, write_report
 from cifarlab.reports.gradcam import gradcam, layer_names
 from cifarlab.reports.robustness import select_images
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from conftest import CONF, run_script
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from cifarlab.data.decode import read_upload
 from cifarlab.data import load_cifar10
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from cifarlab.serving.config import Format
 from cifarlab.serving.export import export_run
 from conftest import ROOT, compose_train, run_script, tiny_overrides
@@ -32,7 +32,7 @@ FORMATS = [pytest.param(f, marks=NEEDS_ONNX) if f is Format.onnx else f for f in
 @pytest.fixture(scope="module")
 def airbench_run(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An airbench run after one training step: whitening filters set, BatchNorm statistics moved."""
-    from cifarlab.training import train
+    from cifarlab.training.pipeline import train
 
     out = tmp_path_factory.mktemp("airbench_run")
     train(compose_train(tiny_overrides(cifar_root) + ["model=airbench", "data.subset=20", "trainer.max_epochs=1",

@@ -9,10 +9,10 @@ import lightning as L
 import pytest
 import torch
 
-from cifarlab.callbacks import AirbenchWhitening, training_progress
-from cifarlab.schedules import TimeBudgetOneCycle
+from cifarlab.training.callbacks import AirbenchWhitening, training_progress
+from cifarlab.training.schedules import TimeBudgetOneCycle
 from cifarlab.module import ImageClassifier
-from cifarlab.training import train
+from cifarlab.training.pipeline import train
 from conftest import compose_train, run_script, tiny_overrides
 
 CLASSES = [str(i) for i in range(10)]
@@ -35,7 +35,7 @@ def test_the_whitening_bias_stops_training_after_its_epochs(cifar_root: Path, tm
         "model.compile=false", "data.subset=40", "trainer.max_steps=-1", "trainer.max_epochs=5",
         "callbacks.airbench_whitening.fraction=0.6", "model.scheduler.pct_start=0.3", "test=false"], tmp_path)
     probe = BiasGradients()
-    from cifarlab import training
+    from cifarlab.training import pipeline as training
 
     original = training.build_trainer
     training.build_trainer = lambda cfg, module, extra: original(cfg, module, extra + [probe])

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 
 from cifarlab.data import CIFAR10DataModule
 from cifarlab.module import CIFAR10_MEAN, ImageClassifier
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from cifarlab.tta import TTA_MODES
 from conftest import compose_train
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from cifarlab.errors import ConfigError
-from cifarlab.training import train
+from cifarlab.training.pipeline import train
 from conftest import ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides
 
 FIT = ["data.subset=200", "trainer.max_epochs=4", "data/augmentation=none"]

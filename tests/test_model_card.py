@@ -11,8 +11,8 @@ import pytest
 from cifarlab.reports.config import ReportSettings
 from cifarlab.reports.evaluate import write_report
 from cifarlab.reports.model_card import no_absolute_paths, render_model_card
-from cifarlab.run import TrainedRun
-from cifarlab.rundir import RunDir
+from cifarlab.runs.run import TrainedRun
+from cifarlab.runs.rundir import RunDir
 from conftest import CLASSES
 
 SECTIONS = ["## Intended use", "## Data", "## Accuracy", "## Per-class recall", "## Worst confusion pairs",

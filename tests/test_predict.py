@@ -16,7 +16,7 @@ from PIL import Image
 from cifarlab.data.decode import read_upload
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.reports.config import TTA, Paths
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from cifarlab.serving.config import PredictConfig
 from cifarlab.serving.predict import find_files, predict, read_images
 from conftest import CONF, ROOT, run_script

@@ -9,8 +9,8 @@ import torch
 from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.trainer.states import RunningStage
 
-from cifarlab.callbacks import BudgetRichProgressBar, LineProgressBar, budget_left_s
-from cifarlab.schedules import TimeBudgetOneCycle
+from cifarlab.training.progress import BudgetRichProgressBar, LineProgressBar, budget_left_s
+from cifarlab.training.schedules import TimeBudgetOneCycle
 
 # what Lightning's progress_bar_metrics hold in epoch 2 of a run logging train/* on step and epoch
 METRICS = {"train/loss_step": torch.tensor(1.25), "train/acc_step": torch.tensor(0.5),

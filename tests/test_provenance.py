@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cifarlab import provenance
+from cifarlab.runs import provenance
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 KEYS = {"git_sha", "git_dirty", "versions", "device_name", "command"}

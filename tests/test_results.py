@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cifarlab.reports.results import main, record, render
+from cifarlab.runs.rundir import RunDir
 from conftest import ROOT, train_result
 
 
@@ -35,7 +36,7 @@ def test_a_record_keeps_no_absolute_path_of_the_machine(tmp_path: Path, monkeypa
     run = tmp_path / "work" / "outputs" / "run1"
     (run / ".hydra").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "work")
-    train_result(output_dir=str(run)).write(run / "metrics.json")
+    RunDir(run).write_result(train_result(output_dir=str(run)))
     (run / "config.yaml").write_text(f"paths:\n  output_dir: {run}\ndata:\n  root: {tmp_path / 'work' / 'data'}\n")
     (run / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
     (run / "checkpoints").mkdir()

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from cifarlab.errors import ConfigError
-from cifarlab.resume import (
+from cifarlab.training.resume import (
     ALLOWED_WITH_RESUME, check_overrides, hydra_subdir_resolver, last_run, resumed_config, run_dir_resolver,
 )
 from conftest import CONF, ROOT, compose_train, run_script, tiny_overrides
@@ -117,7 +117,7 @@ def test_resume_last_continues_the_newest_run_in_its_dir(cifar_root: Path, tmp_p
     working dir above its ``outputs/``: in the same run dir, with train.log there, and no new run dir."""
     from ddp_probe import Preempted
 
-    from cifarlab.training import train
+    from cifarlab.training.pipeline import train
 
     run_dir = tmp_path / "outputs" / "train" / "runs" / "first"
     with pytest.raises(Preempted):
@@ -162,7 +162,7 @@ def test_a_run_written_before_the_model_node_held_the_module_continues_with_the_
     repeated on the same data gives the accuracy and loss its own test recorded."""
     import shutil
 
-    from cifarlab.training import train
+    from cifarlab.training.pipeline import train
 
     run_dir = tmp_path / "run"
     shutil.copytree(Path(__file__).resolve().parent / "fixtures" / "airbench_1fa7fc9", run_dir)

@@ -14,7 +14,7 @@ import torch
 
 from cifarlab.errors import CifarlabError, DataError
 from cifarlab.module import ImageClassifier
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 
 BEST = "epoch001-val_acc0.5000.ckpt"
 
@@ -42,7 +42,7 @@ def copy_run(trained_run: Path, dest: Path, tested_path: str | None = "keep") ->
 def test_relative_tested_checkpoint_is_found_in_a_moved_run(trained_run: Path, tmp_path: Path,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     moved = copy_run(trained_run, tmp_path / "moved", f"checkpoints/{BEST}")
-    with caplog.at_level(logging.WARNING, logger="cifarlab.run"):
+    with caplog.at_level(logging.WARNING, logger="cifarlab.runs.run"):
         run = TrainedRun(moved)
     assert run.ckpt_path == moved / "checkpoints" / BEST and run.run_dir == moved
     assert not caplog.records
@@ -53,7 +53,7 @@ def test_absolute_tested_checkpoint_of_a_moved_run_falls_back_into_the_run_dir_a
     """Older metrics.json recorded an absolute path; train.py now records it relative to the run dir."""
     assert json.loads((trained_run / "metrics.json").read_text())["tested_checkpoint"]["path"] == "checkpoints/last.ckpt"
     moved = copy_run(trained_run, tmp_path / "moved", f"/elsewhere/run/checkpoints/{BEST}")
-    with caplog.at_level(logging.WARNING, logger="cifarlab.run"):
+    with caplog.at_level(logging.WARNING, logger="cifarlab.runs.run"):
         run = TrainedRun(moved)
     assert run.ckpt_path == moved / "checkpoints" / BEST
     assert "outside this run dir" in caplog.text
@@ -62,7 +62,7 @@ def test_absolute_tested_checkpoint_of_a_moved_run_falls_back_into_the_run_dir_a
 def test_unfinished_run_warns_and_uses_last_ckpt(trained_run: Path, tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     unfinished = copy_run(trained_run, tmp_path / "unfinished", None)
-    with caplog.at_level(logging.WARNING, logger="cifarlab.run"):
+    with caplog.at_level(logging.WARNING, logger="cifarlab.runs.run"):
         run = TrainedRun(unfinished)
     assert run.ckpt_path == unfinished / "checkpoints" / "last.ckpt" and run.train_metrics is None
     assert "has no metrics.json: the run did not finish" in caplog.text

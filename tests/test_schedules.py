@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifarlab import precision
-from cifarlab.schedules import TimeBudgetOneCycle
+from cifarlab.training import precision
+from cifarlab.training.schedules import TimeBudgetOneCycle
 
 
 class FakeClock:

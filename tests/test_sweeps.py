@@ -11,8 +11,9 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
-from cifarlab.rundir import HeldOutScores, TestScores, TrainResult
-from cifarlab.sweeps import write_summary
+from cifarlab.runs.result import HeldOutScores, TestScores, TrainResult
+from cifarlab.runs.rundir import RunDir
+from cifarlab.runs.sweeps import write_summary
 from conftest import CONF, ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides, train_result
 
 
@@ -77,7 +78,7 @@ def fake_job(sweep_dir: Path, name: str, overrides: list[str], metrics: TrainRes
     (job / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), job / ".hydra" / "overrides.yaml")
     if metrics is not None:
-        metrics.write(job / "metrics.json")
+        RunDir(job).write_result(metrics)
 
 
 def test_summary_groups_all_but_seed_and_lists_jobs_without_metrics(tmp_path: Path) -> None:

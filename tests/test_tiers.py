@@ -35,7 +35,7 @@ def slow_functions(module: Path) -> frozenset[str]:
     :data:`PROCESS_CALLS` or :data:`TRAINING_CALLS`, ``train`` in a module that imports
     ``cifarlab.training.train``, or another function of the module that does."""
     source = module.read_text()
-    slow = PROCESS_CALLS | TRAINING_CALLS | ({"train"} if "from cifarlab.training import train" in source else set())
+    slow = PROCESS_CALLS | TRAINING_CALLS | ({"train"} if "from cifarlab.training.pipeline import train" in source else set())
     calls = {node.name: callees(node) for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
     found: set[str] = set()
     while new := {name for name, called in calls.items() if name not in found and called & (slow | found)}:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cifarlab.errors import ConfigError
-from cifarlab.tracking import HydraRecord, check_logger_packages, tensorboard_hparams
+from cifarlab.training.tracking import HydraRecord, check_logger_packages, tensorboard_hparams
 from conftest import ROOT, compose_train, run_script, tensorboard_hparams_row, tiny_overrides
 
 

@@ -12,8 +12,8 @@ import torch
 
 from cifarlab.data import load_cifar10
 from cifarlab.module import ImageClassifier
-from cifarlab.rundir import TestedCheckpoint
-from cifarlab.training import train
+from cifarlab.runs.result import TestedCheckpoint
+from cifarlab.training.pipeline import train
 from conftest import CONF, compose_train, run_script, tiny_overrides
 
 

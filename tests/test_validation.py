@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from cifarlab.errors import ConfigError
-from cifarlab.validation import Range, check_ranges
+from cifarlab.config.validation import Range, check_ranges
 from conftest import CONF, compose_train, run_script, tiny_overrides
 
 OPTIONS = [(group, p.stem) for group in ("model", "optimizer", "scheduler", "trainer", "callbacks", "lr_find",

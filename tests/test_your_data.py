@@ -263,11 +263,11 @@ def test_a_run_on_an_image_folder_evaluates_serves_predicts_and_exports_with_its
     from cifarlab.app.explorer import Explorer
     from cifarlab.reports.config import Paths, ReportSettings, RobustnessSettings
     from cifarlab.reports.evaluate import write_report
-    from cifarlab.run import TrainedRun
+    from cifarlab.runs.run import TrainedRun
     from cifarlab.serving.config import Format, PredictConfig
     from cifarlab.serving.export import export_run
     from cifarlab.serving.predict import predict
-    from cifarlab.training import train
+    from cifarlab.training.pipeline import train
 
     before = snapshot(broken_tree)
     out = tmp_path / "run"

@@ -1,6 +1,6 @@
 """cifarlab: a Hydra-configured runner for training and explaining CIFAR-10 classifiers."""
-from cifarlab.resolvers import register_resolvers
-from cifarlab.schema import register_schema
+from cifarlab.config.resolvers import register_resolvers
+from cifarlab.config.schema import register_schema
 
 register_resolvers()
 register_schema()

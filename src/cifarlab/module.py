@@ -3,7 +3,7 @@ pixels to logits in one forward.
 
 It owns what stands between the pixels and the network: the normalisation (the training images'
 per-channel mean and standard deviation, as buffers), the memory format and test-time augmentation.
-Both data paths hand it uint8 batches, and ``trainer.test``, :class:`cifarlab.run.TrainedRun`, evaluate,
+Both data paths hand it uint8 batches, and ``trainer.test``, :class:`cifarlab.runs.run.TrainedRun`, evaluate,
 the app and the export all call the same :meth:`ImageClassifier.forward` (airbench's ``infer``:
 one path from weights to predictions; and a quarter of the bytes of float32 on the way to the device).
 
@@ -17,10 +17,10 @@ training images (:meth:`ImageClassifier.set_normalisation`; ``cifarlab.training.
 reads the data module. Checkpoints written while they were hyperparameters still load
 (:meth:`ImageClassifier._load_from_state_dict` keeps the buffers they lack). What training needs beside the
 contract (airbench's whitening, the random states of an exact resume, the compile warm-up) is in
-:mod:`cifarlab.callbacks`.
+:mod:`cifarlab.training.callbacks`.
 
 On the training path nothing waits for the device: metrics skip argument validation and NaN checks
-(:class:`~cifarlab.callbacks.FiniteLossCheck` catches a NaN loss every N steps instead), and values
+(:class:`~cifarlab.training.callbacks.FiniteLossCheck` catches a NaN loss every N steps instead), and values
 reach the host only when the logger or the progress bar reads them.
 """
 from __future__ import annotations
@@ -37,9 +37,9 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from cifarlab.errors import ConfigError
-from cifarlab.legacy import add_missing_buffers
+from cifarlab.runs.legacy import add_missing_buffers
 from cifarlab.models.base import param_groups
-from cifarlab.schedules import check_one_cycle_phases
+from cifarlab.training.schedules import check_one_cycle_phases
 from cifarlab.tta import TTA_MODES, tta_logits
 
 # The official CIFAR-10 training set's per-channel statistics (pixel / 255) and class names (its batches.meta):
@@ -70,7 +70,7 @@ class ImageClassifier(L.LightningModule):
         class_names: the class names, in label order (default: CIFAR-10's).
         channels_last: keep weights and normalised inputs in NHWC memory format (faster
             convolutions with bf16 on CPU and tensor cores on GPU).
-        compile: ``torch.compile`` the network; :class:`cifarlab.callbacks.WarmUp` times the compilation,
+        compile: ``torch.compile`` the network; :class:`cifarlab.training.callbacks.WarmUp` times the compilation,
             done on random batches before the first epoch so that it stays out of the training time
             (on a GPU the same warm-up runs without ``compile`` too: cuDNN's autotuning).
         tta: test-time augmentation reported beside the plain test accuracy: ``none``, ``flip``
@@ -101,7 +101,7 @@ class ImageClassifier(L.LightningModule):
             raise ConfigError(f"model.tta={tta!r} is not one of {', '.join(TTA_MODES)}")
         net, optimizer, loss, scheduler = _plain(net), _plain(optimizer), _plain(loss), _plain(scheduler)
         class_names = list(_plain(class_names) or CIFAR10_CLASSES)
-        # cifarlab.tracking decides what loggers record; mean/std stay out unless given (older checkpoints)
+        # cifarlab.training.tracking decides what loggers record; mean/std stay out unless given (older checkpoints)
         self.save_hyperparameters(ignore=[k for k, v in (("mean", mean), ("std", std)) if v is None], logger=False)
         self.net = instantiate(net)
         self.criterion = instantiate(loss)
@@ -226,7 +226,7 @@ class ImageClassifier(L.LightningModule):
 
     # ------------------------------------------------------------------ set-up: compilation
     def setup(self, stage: str) -> None:
-        """Compile the network with ``compile`` (once; :class:`cifarlab.callbacks.WarmUp` then compiles its
+        """Compile the network with ``compile`` (once; :class:`cifarlab.training.callbacks.WarmUp` then compiles its
         graphs outside the training time)."""
         if self.hparams.compile and getattr(self.net, "_compiled_call_impl", None) is None:
             self.net.compile()

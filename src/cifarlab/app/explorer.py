@@ -1,4 +1,4 @@
-"""The app's logic on a :class:`~cifarlab.run.TrainedRun`, apart from its UI: what the model makes of an
+"""The app's logic on a :class:`~cifarlab.runs.run.TrainedRun`, apart from its UI: what the model makes of an
 image, where it looks, where it fails, what it computes inside, and its model card.
 
 The callbacks take and return plain values (numpy arrays, dicts, lists of (image, caption)), so
@@ -25,8 +25,8 @@ from cifarlab.reports.features import BlockOutputs, colourise, conv_layer_names,
 from cifarlab.reports.figures import upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, layer_names, overlay
 from cifarlab.reports.model_card import model_card
-from cifarlab.run import TrainedRun
-from cifarlab.rundir import RunDir
+from cifarlab.runs.run import TrainedRun
+from cifarlab.runs.rundir import RunDir
 
 log = logging.getLogger(__name__)
 

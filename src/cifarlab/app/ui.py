@@ -21,7 +21,7 @@ from cifarlab.app.config import AppConfig
 from cifarlab.app.explorer import MAX_SHOWN, Explorer
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.examples import CLASS_NAMES, example_paths
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 
 log = logging.getLogger(__name__)
 

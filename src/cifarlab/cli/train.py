@@ -5,14 +5,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cifarlab.budget import job_start
+from cifarlab.training.budget import job_start
 from cifarlab.cli import CONFIG_PATH
 from cifarlab.errors import exit_on_user_error
-from cifarlab.distributed import ddp_job
-from cifarlab.sweeps import check_optimized_metric, objective
-from cifarlab.training import train
+from cifarlab.training.distributed import ddp_job
+from cifarlab.runs.sweeps import check_optimized_metric, objective
+from cifarlab.training.pipeline import train
 
-SCRIPT = Path(__file__).resolve()  # what Lightning re-runs for each extra DDP rank (cifarlab.distributed)
+SCRIPT = Path(__file__).resolve()  # what Lightning re-runs for each extra DDP rank (cifarlab.training.distributed)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")

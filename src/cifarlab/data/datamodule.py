@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader
 
 from cifarlab.data.arrays import ChecksumReport, ImageArrays, channel_stats
 from cifarlab.data.augment import DeviceAugment, build_eval_transform, build_train_transform
-from cifarlab.data.loaders import DeviceBatches, ImageDataset, ResumableDataLoader
-from cifarlab.data.sampling import EpochOrder, batches_done_this_epoch
+from cifarlab.data.loaders import DeviceBatches, ImageDataset
+from cifarlab.data.sampling import BatchPlans, EpochOrder
 from cifarlab.data.sources import check_source, load_arrays, prepare
 from cifarlab.errors import ConfigError
 
@@ -111,7 +111,7 @@ class ImageDataModule(L.LightningDataModule):
         if image_size != NET_IMAGE_SIZE:  # the heads of conf/model's networks pool a fixed 4 x 4 map
             raise ConfigError(f"data.image_size={image_size}: the networks of conf/model take {NET_IMAGE_SIZE} x "
                               f"{NET_IMAGE_SIZE} images; use data.image_size={NET_IMAGE_SIZE}")
-        self.save_hyperparameters(logger=False)  # cifarlab.tracking decides what loggers record
+        self.save_hyperparameters(logger=False)  # cifarlab.training.tracking decides what loggers record
         self.arrays: ImageArrays | None = None
         self.mean: list[float] = []
         self.std: list[float] = []
@@ -201,40 +201,28 @@ class ImageDataModule(L.LightningDataModule):
         return self._random_order_seed
 
     def _order(self, dataset: ImageDataset, train: bool) -> EpochOrder:
-        reseed = train and self.hparams.augment_on == "workers"
         return EpochOrder(len(dataset), shuffle=train, seed=self._order_seed() if train else 0, rank=self.rank,
-                          world_size=self.world_size, equal_shares=train,
-                          reseed_every=self.hparams.batch_size if reseed else None)
-
-    def _batches_done(self) -> int:
-        return batches_done_this_epoch(self.trainer)
-
-    def _device_batches(self, dataset: ImageDataset, train: bool) -> DeviceBatches:
-        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        seed = self._order_seed()
-        return DeviceBatches(dataset.images, dataset.labels, self._batch_size(train), drop_last=train,
-                             order=self._order(dataset, train), augment=self.device_augment, train=train, seed=seed,
-                             rank=self.rank, device=device, batches_done=self._batches_done if train else None)
+                          world_size=self.world_size, equal_shares=train)
 
     def _batch_size(self, train: bool) -> int:
         return self.hparams.batch_size if train else self.hparams.eval_batch_size or self.hparams.batch_size
 
     def _loader(self, dataset: ImageDataset, train: bool) -> DataLoader | DeviceBatches:
-        hp = self.hparams
+        """Both paths cut the epoch's :class:`EpochOrder` into batch plans; a training epoch resumed by the
+        trainer skips the plans done."""
+        hp, order, trainer = self.hparams, self._order(dataset, train), self.trainer if train else None
         if hp.augment_on == "device":
-            return self._device_batches(dataset, train)
-        loader = (ResumableDataLoader if train else DataLoader)(
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            return DeviceBatches(dataset.images, dataset.labels, self._batch_size(train), drop_last=train, order=order,
+                                 augment=self.device_augment, train=train, seed=self._order_seed(), device=device,
+                                 trainer=trainer)
+        return DataLoader(
             dataset,
-            batch_size=self._batch_size(train),
-            sampler=self._order(dataset, train),
-            drop_last=train,
+            batch_sampler=BatchPlans(order, self._batch_size(train), drop_last=train, trainer=trainer),
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory and torch.cuda.is_available(),
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
         )
-        if train:
-            loader.batches_done = self._batches_done
-        return loader
 
     def train_dataloader(self) -> DataLoader | DeviceBatches:
         """Shuffled training batches of exactly ``batch_size`` images (the last partial batch is dropped).

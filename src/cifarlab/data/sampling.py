@@ -1,10 +1,14 @@
-"""Which images a training batch holds, and with which random draws: the epoch's order and each rank's
-share of it (:class:`EpochOrder`), the seed of each batch's augmentation (:func:`batch_seed`) and where a
-resumed epoch continues (:func:`batches_done_this_epoch`). Both data paths use them, so a run killed
-mid-epoch and resumed sees the images, order and augmentations of an unbroken run."""
+"""Which images a batch holds, and with which random draws, planned once for both data paths: the epoch's order
+and each rank's share of it (:class:`EpochOrder`), each batch's :class:`BatchPlan` (its images, epoch, number and
+the seed of its augmentation, :func:`batch_seed`), and where a resumed epoch continues
+(:func:`batches_done_this_epoch`: whole plans are skipped). The workers path consumes the plans through a
+DataLoader's ``batch_sampler`` (:class:`BatchPlans`), the device path and the data figures directly, so a run
+killed mid-epoch and resumed sees the images, order and augmentations of an unbroken run."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
@@ -40,11 +44,25 @@ def batches_done_this_epoch(trainer: L.Trainer | None) -> int:
     return done if 0 < done < trainer.num_training_batches else 0
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """One batch, planned before it is made: the dataset ``indices`` (B,) int64, on the device that makes the batch;
+    the ``epoch`` (0-based); its ``number`` in the epoch; the ``seed`` of its augmentation draws (:func:`batch_seed`
+    of the order's seed, the rank, the epoch and the number). The same plan gives the same images and draws
+    whichever path, worker process or device makes it."""
+
+    indices: torch.Tensor
+    epoch: int
+    number: int
+    seed: int
+
+
 class EpochOrder(torch.utils.data.Sampler[int]):
-    """The order of a split's images in one epoch, and this rank's share of it: the sampler of both
-    data paths (a DataLoader's ``sampler``, or :class:`DeviceBatches`'). Lightning calls
-    ``set_epoch`` at each epoch start, as for ``DistributedSampler``, which it does not add
-    (``trainer.use_distributed_sampler=false``): this class shards without padding.
+    """The order of a split's images in one epoch, and this rank's share of it, cut into :class:`BatchPlan`
+    (:meth:`plans`) for both data paths (through :class:`BatchPlans` or
+    :class:`~cifarlab.data.loaders.DeviceBatches`). Lightning calls ``set_epoch`` at each epoch start, as for
+    ``DistributedSampler``, which it does not add (``trainer.use_distributed_sampler=false``): this class shards
+    without padding.
 
     Args:
         size: images in the split; shuffle: a new permutation each epoch (seeded from ``seed`` and
@@ -57,11 +75,10 @@ class EpochOrder(torch.utils.data.Sampler[int]):
     """
 
     def __init__(self, size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
-                 equal_shares: bool = False, reseed_every: int | None = None) -> None:
+                 equal_shares: bool = False) -> None:
         self.size, self.shuffle, self.seed, self.rank, self.world_size = size, shuffle, seed, rank, world_size
-        self.equal_shares, self.reseed_every = equal_shares, reseed_every
+        self.equal_shares = equal_shares
         self.epoch = 0
-        self.start = 0  # positions the next iteration skips (a resumed epoch), then 0 again
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -82,14 +99,38 @@ class EpochOrder(torch.utils.data.Sampler[int]):
             order = order[:len(self) * self.world_size]
         return order[self.rank::self.world_size]
 
-    def __iter__(self) -> Iterator[int | tuple[int, int]]:
-        """This rank's indices from position ``start`` on. With ``reseed_every=B`` (a training
-        DataLoader of batch size B) the first index of each batch comes as ``(index, seed)``, the
-        seed :func:`batch_seed` of that batch, for :class:`~cifarlab.data.loaders.ImageDataset` to reseed its transform."""
-        start, self.start = self.start, 0
-        indices = self.indices(torch.device("cpu")).tolist()
-        for position in range(start, len(indices)):
-            if self.reseed_every and position % self.reseed_every == 0:
-                yield indices[position], batch_seed(self.seed, self.rank, self.epoch, position // self.reseed_every)
-            else:
-                yield indices[position]
+    def __iter__(self) -> Iterator[int]:
+        """This rank's indices for the current epoch, one by one (a DataLoader ``sampler``)."""
+        yield from self.indices(torch.device("cpu")).tolist()
+
+    def batches(self, batch_size: int, drop_last: bool) -> int:
+        """How many batches of ``batch_size`` this rank's share makes (a last partial one dropped with ``drop_last``)."""
+        return len(self) // batch_size if drop_last else math.ceil(len(self) / batch_size)
+
+    def plans(self, batch_size: int, drop_last: bool, device: torch.device = torch.device("cpu"),
+              skip: int = 0) -> Iterator[BatchPlan]:
+        """This rank's batches of the current epoch as :class:`BatchPlan`, from batch ``skip`` on (a resumed epoch
+        skips the batches done), their indices on ``device``."""
+        indices = self.indices(device)
+        for number in range(skip, self.batches(batch_size, drop_last)):
+            yield BatchPlan(indices[number * batch_size:(number + 1) * batch_size], self.epoch, number,
+                            batch_seed(self.seed, self.rank, self.epoch, number))
+
+
+class BatchPlans(torch.utils.data.Sampler[BatchPlan]):
+    """A DataLoader's ``batch_sampler`` of :class:`BatchPlan` (the workers path): ``set_epoch`` (which Lightning
+    calls at each epoch start) passes to the :class:`EpochOrder`, and an epoch that ``trainer`` resumed mid-way
+    skips the plans done (:func:`batches_done_this_epoch`). The dataset makes a batch from a whole plan
+    (:meth:`cifarlab.data.loaders.ImageDataset.__getitems__`)."""
+
+    def __init__(self, order: EpochOrder, batch_size: int, drop_last: bool, trainer: L.Trainer | None = None) -> None:
+        self.order, self.batch_size, self.drop_last, self.trainer = order, batch_size, drop_last, trainer
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self.order.batches(self.batch_size, self.drop_last)
+
+    def __iter__(self) -> Iterator[BatchPlan]:
+        yield from self.order.plans(self.batch_size, self.drop_last, skip=batches_done_this_epoch(self.trainer))

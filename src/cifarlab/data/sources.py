@@ -4,7 +4,7 @@ CIFAR-100 in torchvision's ``cifar-100-python`` layout (its 100 fine labels), an
 
 An image folder is decoded as the app decodes an upload (:mod:`cifarlab.data.decode`: upright RGB, the
 central square box-filtered to ``image_size``) and cached as an ``.npz`` under
-``cifarlab.precision.cache_dir()/imagefolder/``, named by :func:`folder_fingerprint`: a file added,
+``cifarlab.training.precision.cache_dir()/imagefolder/``, named by :func:`folder_fingerprint`: a file added,
 removed, rewritten or touched gives a new fingerprint, hence a new cache. Nothing is written into the
 data folder.
 """
@@ -24,7 +24,7 @@ from cifarlab.data.decode import to_cifar, to_rgb
 from cifarlab.data.arrays import (ChecksumReport, ImageArrays, check_balance, ensure_pickles, fingerprint,
                                   load_cifar10, read_batch, unpickle, verify_checksums)
 from cifarlab.errors import ConfigError, DataError
-from cifarlab.precision import cache_dir
+from cifarlab.training.precision import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ class AirbenchNet(nn.Module):
     :meth:`init_whitening` with training images before training. The whitening conv runs in fp32
     outside autocast: its filters scale by 1/sqrt(eigenvalue + 5e-4), up to ~45, and bf16's 8-bit
     mantissa would round the small components it exists to amplify (airbench94 runs it in fp16).
-    :class:`cifarlab.callbacks.AirbenchWhitening` initialises it and freezes its bias after 30 % of training.
+    :class:`cifarlab.training.callbacks.AirbenchWhitening` initialises it and freezes its bias after 30 % of training.
     """
 
     gradcam_layer = "block3"  # the last conv group: a 4x4 map (GradCAM's default target layer)

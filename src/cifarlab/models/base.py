@@ -4,7 +4,7 @@
 groups), GradCAM (its default target layer) and the app (its feature maps) read it through the functions below.
 A network from elsewhere (``model.net._target_=torchvision.models.resnet18``) works too: the functions fall back
 to one optimiser group and to the network's top-level blocks. :class:`Whitened` is airbench's frozen first layer,
-which :class:`cifarlab.callbacks.AirbenchWhitening` initialises and freezes.
+which :class:`cifarlab.training.callbacks.AirbenchWhitening` initialises and freezes.
 """
 from __future__ import annotations
 

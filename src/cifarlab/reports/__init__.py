@@ -1,2 +1,2 @@
 """What a trained run does on the test set: metrics, figures, GradCAM and feature maps, all on
-:class:`cifarlab.run.TrainedRun`; :mod:`cifarlab.reports.evaluate` writes ``evaluate.py``'s report."""
+:class:`cifarlab.runs.run.TrainedRun`; :mod:`cifarlab.reports.evaluate` writes ``evaluate.py``'s report."""

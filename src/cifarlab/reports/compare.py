@@ -34,9 +34,9 @@ from cifarlab.reports.config_diff import config_diff, describe
 from cifarlab.reports.evaluate import read_report
 from cifarlab.reports.figures import save_grid, upscale
 from cifarlab.reports.paired import CONFIDENCE, bootstrap_delta, mcnemar, verdict, welch
-from cifarlab.run import TrainedRun, RunRecord
-from cifarlab.rundir import RunDir, write_json_atomic
-from cifarlab.sweeps import config_label, group_jobs, read_jobs
+from cifarlab.runs.run import TrainedRun
+from cifarlab.runs.rundir import RunDir, RunRecord, write_json_atomic
+from cifarlab.runs.sweeps import config_label, group_jobs, read_jobs
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def read_run(path: str | Path, key: str) -> RunRecord:
     Raises:
         CifarlabError: not a folder holding ``config.yaml`` or ``metrics.json``.
     """
-    record = RunRecord.read(path)
+    record = RunDir(path).read_record()
     if record.config is None and record.metrics is None:
         raise CifarlabError(f"{key}={path} is not a train.py run dir (no config.yaml or metrics.json in it): give "
                             "outputs/<task>/runs/<run>, a sweep dir of seeds, or a list of run dirs [<run>,<run>]")

@@ -8,7 +8,7 @@ import torch
 
 from cifarlab.data import ImageDataModule
 from cifarlab.data.augment import BatchContext
-from cifarlab.data.sampling import batch_seed
+from cifarlab.data.sampling import EpochOrder
 from cifarlab.reports.figures import save_grid, upscale
 
 
@@ -35,11 +35,10 @@ def augmented(datamodule: ImageDataModule, count: int) -> np.ndarray:
     """The first ``count`` training images after the training augmentation of the data module's path
     (``workers``: albumentations per image; ``device``: the batched ops of its first batch), as
     (count, H, W, 3) uint8."""
-    dataset = datamodule.train_set
+    dataset, seed = datamodule.train_set, datamodule.hparams.seed or 0
+    plan = next(EpochOrder(count, shuffle=False, seed=seed).plans(count, drop_last=False))  # the first batch's plan
     if datamodule.hparams.augment_on == "device":
-        seed = datamodule.hparams.seed or 0
         images = torch.from_numpy(dataset.images[:count]).permute(0, 3, 1, 2)
-        generator = torch.Generator().manual_seed(batch_seed(seed, 0, 0, 0))
-        context = BatchContext(torch.arange(count), len(dataset), 0, seed, generator)
+        context = BatchContext(plan.indices, len(dataset), plan.epoch, seed, torch.Generator().manual_seed(plan.seed))
         return datamodule.device_augment.augment(images, context).permute(0, 2, 3, 1).numpy()
-    return torch.stack([dataset[i][0] for i in range(count)]).permute(0, 2, 3, 1).numpy()
+    return torch.stack([image for image, _ in dataset.__getitems__(plan)]).permute(0, 2, 3, 1).numpy()

@@ -23,8 +23,8 @@ from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam,
 from cifarlab.reports.metrics import classification_report
 from cifarlab.reports.robustness import load_baseline, robustness_table, write_robustness
 from cifarlab.reports.model_card import model_card
-from cifarlab.run import TrainedRun
-from cifarlab.rundir import RunDir, write_json_atomic
+from cifarlab.runs.run import TrainedRun
+from cifarlab.runs.rundir import MODEL_CARD, RunDir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_siz
         step = run.train_metrics.global_step if run.train_metrics else 0
         figures = {f"eval/{name.removesuffix('.png')}": out / name for name in TENSORBOARD_FIGURES}
         log_images_to_tensorboard(RunDir(run.run_dir).tensorboard, figures, step)
-    card = RunDir(run.run_dir).model_card if run.run_dir else out / "MODEL_CARD.md"
+    card = RunDir(run.run_dir).model_card if run.run_dir else out / MODEL_CARD
     figures = sorted(os.path.relpath(f, card.parent) for f in out.glob("*.png"))
     card.write_text(model_card(run, results, figures))
     write_json_atomic(out / "metrics.json", results)

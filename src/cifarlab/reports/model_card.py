@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cifarlab.reports.config_diff import describe
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 
 NOT_MEASURED = "not measured"
 WORST_PAIRS = 5  # confusion pairs listed

@@ -11,7 +11,7 @@ folder, the home folder) with ``<run>``, ``<cwd>`` and ``~``; no checkpoint is c
 Generated tables sit in markdown files between ``<!-- results:<name> -->`` and ``<!-- /results:<name> -->``;
 ``make results`` (``python -m cifarlab.reports.results``) rewrites every such block from the records, and
 ``--check`` exits 1 when a committed block differs from what the records give. The committed frontier that
-``make train``'s budget reads (``src/cifarlab/frontier.csv``) is generated from ``docs/runs/frontier`` too.
+``make train``'s budget reads (``src/cifarlab/training/frontier.csv``) is generated from ``docs/runs/frontier`` too.
 """
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from cifarlab.runs.rundir import RunDir
 
-RECORD_FILES = ("metrics.json", "config.yaml", ".hydra/overrides.yaml", "held_out.json", "eval/metrics.json")
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(.*?)(<!-- /results:(?P=name) -->)", re.DOTALL)
 
 
@@ -50,32 +49,28 @@ def anonymise(text: str, run_dir: Path) -> str:
 
 
 def record(run_dir: Path, dest: Path) -> Path:
-    """Copy the record files of ``run_dir`` (those it has of :data:`RECORD_FILES`) to ``dest / run_dir.name``,
+    """Copy the record files of ``run_dir`` (:meth:`cifarlab.runs.rundir.RunDir.record_files`) to ``dest / run_dir.name``,
     paths anonymised (:func:`anonymise`); returns that folder.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no ``metrics.json`` (an unfinished run has no result to record).
     """
-    run_dir = Path(run_dir)
-    if not (run_dir / "metrics.json").is_file():
+    layout = RunDir(run_dir)
+    if not layout.finished:
         raise FileNotFoundError(f"{run_dir} has no metrics.json: only a finished run can be recorded")
-    out = Path(dest) / run_dir.name
-    for name in RECORD_FILES:
-        if (run_dir / name).is_file():
-            (out / name).parent.mkdir(parents=True, exist_ok=True)
-            (out / name).write_text(anonymise((run_dir / name).read_text(), run_dir))
+    out = Path(dest) / layout.path.name
+    for name in layout.record_files():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(anonymise((layout.path / name).read_text(), layout.path))
     return out
 
 
 def read_group(folder: Path) -> list[Record]:
     """The records of one group folder, sorted by name."""
     records = []
-    for run in sorted(p for p in Path(folder).iterdir() if (p / "metrics.json").is_file()):
-        overrides = run / ".hydra" / "overrides.yaml"
-        held_out = run / "held_out.json"
-        records.append(Record(run.name, json.loads((run / "metrics.json").read_text()),
-                              yaml.safe_load(overrides.read_text()) if overrides.is_file() else [],
-                              json.loads(held_out.read_text()) if held_out.is_file() else {}))
+    for run in (RunDir(p) for p in sorted(Path(folder).iterdir()) if RunDir(p).finished):  # a record mirrors a run dir
+        records.append(Record(run.path.name, json.loads(run.metrics.read_text()), run.read_overrides() or [],
+                              json.loads(run.held_out.read_text()) if run.held_out.is_file() else {}))
     return records
 
 
@@ -105,7 +100,7 @@ def frontier_rows(records: list[Record]) -> list[dict]:
 
 
 def frontier_csv(records: list[Record]) -> str:
-    """``src/cifarlab/frontier.csv``: :func:`frontier_rows` as CSV."""
+    """``src/cifarlab/training/frontier.csv``: :func:`frontier_rows` as CSV."""
     rows = frontier_rows(records)
     out = io.StringIO()
     writer = csv.DictWriter(out, list(rows[0]), lineterminator="\n")
@@ -166,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cifarlab.reports.results", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("docs/runs"))
     parser.add_argument("--files", type=Path, nargs="+", default=[Path("README.md"), Path("docs/results.md")])
-    parser.add_argument("--frontier-csv", type=Path, default=Path("src/cifarlab/frontier.csv"))
+    parser.add_argument("--frontier-csv", type=Path, default=Path("src/cifarlab/training/frontier.csv"))
     parser.add_argument("--check", action="store_true", help="exit 1 when a generated part differs from the records")
     parser.add_argument("--record", nargs=2, type=Path, metavar=("RUN_DIR", "GROUP_DIR"), help="record a finished run")
     args = parser.parse_args(argv)

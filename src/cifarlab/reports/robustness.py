@@ -21,7 +21,7 @@ from cifarlab.errors import ConfigError
 from cifarlab.reports.config import RobustnessSettings
 from cifarlab.reports.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from cifarlab.reports.figures import save_grid
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from rich.console import Console
 
 from cifarlab.errors import CifarlabError
 from cifarlab.module import ImageClassifier
-from cifarlab.run import TrainedRun
-from cifarlab.rundir import write_json_atomic
+from cifarlab.runs.run import TrainedRun
+from cifarlab.runs.rundir import write_json_atomic
 from cifarlab.serving.config import ExportConfig, Format
 
 SCHEMA = "cifarlab.export/1"

@@ -1,6 +1,6 @@
 """Top-k classes of the user's own image files (``predict.py``): each file decoded as the app decodes
 an upload (:func:`cifarlab.data.decode.read_upload`), all predicted in batches through
-:meth:`cifarlab.run.TrainedRun.predict`; files that cannot be read are listed with the reason, not fatal."""
+:meth:`cifarlab.runs.run.TrainedRun.predict`; files that cannot be read are listed with the reason, not fatal."""
 from __future__ import annotations
 
 import csv
@@ -19,7 +19,7 @@ from rich.table import Table
 from cifarlab.data.decode import SIZE, read_upload
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, overlay
-from cifarlab.run import TrainedRun
+from cifarlab.runs.run import TrainedRun
 from cifarlab.serving.config import PredictConfig
 
 log = logging.getLogger(__name__)

@@ -1,27 +1,24 @@
-"""A trained run, read once: a ``train.py`` run dir (its layout: :class:`cifarlab.rundir.RunDir`)
+"""A trained run, read once: a ``train.py`` run dir (its layout: :class:`cifarlab.runs.rundir.RunDir`)
 and the checkpoint it tested. Its model is the training's own
 :class:`~cifarlab.module.ImageClassifier`, and :meth:`TrainedRun.predict` calls the forward train.py's test
 calls (uint8 in, logits out, the same TTA): ``evaluate.py``, ``compare.py``, ``predict.py`` and the app
-go through it.
-:class:`RunRecord` reads what a run dir records without loading its checkpoint."""
+go through it. What the run dir records without its checkpoint is :meth:`cifarlab.runs.rundir.RunDir.read_record`."""
 from __future__ import annotations
 
 import hashlib
 import io
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from cifarlab.precision import best_precision, cpu_precision
+from cifarlab.training.precision import best_precision, cpu_precision
 from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.module import ImageClassifier
-from cifarlab.legacy import current_choices, current_config
-from cifarlab.rundir import RunDir, TrainResult
+from cifarlab.runs.result import TrainResult
+from cifarlab.runs.rundir import RunDir
 from cifarlab.tta import TTA_MODES
 
 if TYPE_CHECKING:
@@ -32,49 +29,9 @@ log = logging.getLogger(__name__)
 PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
-@dataclass
-class RunRecord:
-    """What a ``train.py`` run dir records about how it was made, read without its checkpoint;
-    each part is None when its file is absent (a run made without Hydra, an unfinished run).
-
-    Attributes:
-        run_dir: the folder.
-        config: ``config.yaml``, the resolved config, as plain dicts and lists, in the current layout
-            (:func:`cifarlab.legacy.current_config`).
-        overrides: ``.hydra/overrides.yaml``, the command line's overrides (``["seed=1", ...]``).
-        choices: ``hydra.runtime.choices`` of ``.hydra/hydra.yaml``, config group -> option
-            (``{"model": "custom_resnet", "data/augmentation": "cutout8", ...}``), in the current layout.
-        metrics: ``metrics.json``, a :class:`TrainResult`; None while the run is unfinished.
-    """
-
-    run_dir: Path
-    config: dict | None
-    overrides: list[str] | None
-    choices: dict[str, str | None] | None
-    metrics: TrainResult | None
-
-    @classmethod
-    def read(cls, run_dir: str | Path) -> RunRecord:
-        """Read the run dir ``run_dir``; a file it lacks gives a None part.
-
-        Raises:
-            CifarlabError: a ``metrics.json`` that is damaged or of another schema.
-        """
-        layout = RunDir(run_dir)
-        overrides, choices = layout.hydra / "overrides.yaml", layout.hydra / "hydra.yaml"
-        return cls(
-            run_dir=layout.path,
-            config=current_config(OmegaConf.to_container(OmegaConf.load(layout.config))) if layout.config.is_file() else None,
-            overrides=[str(o) for o in OmegaConf.load(overrides)] if overrides.is_file() else None,
-            choices=(current_choices(OmegaConf.to_container(OmegaConf.load(choices).hydra.runtime.choices))
-                     if choices.is_file() else None),
-            metrics=layout.read_result(),
-        )
-
-
 def inference_precision(trained: str | None, device: torch.device) -> str:
     """The precision to infer in on ``device``: on a GPU the one the run trained in (else the GPU's best); on a CPU
-    the one this CPU runs fast (:func:`cifarlab.precision.cpu_precision`, measured once and cached), whatever the
+    the one this CPU runs fast (:func:`cifarlab.training.precision.cpu_precision`, measured once and cached), whatever the
     run trained in: a run trained in bf16 on a CPU with AMX runs 17x slower under bf16 autocast on one without
     bf16 (AMD Zen 3), and fp32 is 3-4x slower than bf16 where AMX is."""
     if device.type == "cpu":
@@ -98,8 +55,8 @@ class TrainedRun:
     checkpoint file, ``hparams`` (the LightningModule's), ``data_hparams`` (the data module's:
     ``root``, ``source``, ``image_size``, ``val_size``, ``subset``, ``seed``...; empty when not recorded),
     ``source`` and ``image_size`` (the data's: ``cifar10`` and 32 for runs that record none), ``net_target``, ``class_names``,
-    ``record`` (the run dir's :class:`RunRecord`, None for a .ckpt outside a run), ``train_metrics``
-    (train's ``metrics.json``, a :class:`~cifarlab.rundir.TrainResult`, or None), ``precision`` (the one used here),
+    ``record`` (the run dir's :class:`~cifarlab.runs.rundir.RunRecord`, None for a .ckpt outside a run), ``train_metrics``
+    (train's ``metrics.json``, a :class:`~cifarlab.runs.result.TrainResult`, or None), ``precision`` (the one used here),
     ``trained_precision`` (train.py's, or None), ``data_root``, ``device``,
     ``model`` (the :class:`~cifarlab.module.ImageClassifier` training built, with the checkpoint's
     weights, fp32, eval mode: uint8 images in, logits out) and ``net`` (the network in it).
@@ -122,7 +79,7 @@ class TrainedRun:
                                 "(outputs/<task>/runs/<time>_<id>)")
         layout = RunDir(path) if path.is_dir() else RunDir.of_checkpoint(path)
         self.run_dir = layout.path if layout else None
-        self.record = RunRecord.read(self.run_dir) if self.run_dir else None
+        self.record = layout.read_record() if layout else None
         self.train_metrics: TrainResult | None = self.record.metrics if self.record else None
         if path.is_dir() and self.train_metrics is None:
             log.warning("%s has no metrics.json: the run did not finish (or is still running); "

@@ -20,10 +20,11 @@ from typing import Any
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cifarlab.errors import ConfigError, exit_on_user_error
-from cifarlab.rundir import RunDir, TrainResult, write_atomically
+from cifarlab.runs.result import TrainResult
+from cifarlab.runs.rundir import RunDir, write_atomically
 
 SEED_KEY = "seed"
 NO_METRICS = "no metrics.json (failed or unfinished)"
@@ -88,10 +89,8 @@ def job_sort_key(path: Path) -> list:
 def read_jobs(sweep_dir: Path) -> list[Job]:
     """Every job under ``sweep_dir``: a folder holding ``.hydra/overrides.yaml``, in job order."""
     jobs = []
-    for overrides_file in sweep_dir.rglob(".hydra/overrides.yaml"):
-        job_dir = overrides_file.parent.parent
-        overrides = [str(o) for o in OmegaConf.to_container(OmegaConf.load(overrides_file))]
-        result = RunDir(job_dir).read_result()
+    for job in RunDir.jobs_under(sweep_dir):
+        job_dir, overrides, result = job.path, job.read_overrides(), job.read_result()
         job = Job(name=job_dir.relative_to(sweep_dir).as_posix(), overrides=overrides, ok=result is not None)
         if result is not None:
             job.val_acc = result.val.acc if result.val else None
@@ -286,7 +285,7 @@ class SweepSummary(Callback):
 
 
 # What train.py may return to an optimising sweeper (``optimized_metric``, as in lightning-hydra-template): a score
-# of the held-out split and its field in :class:`cifarlab.rundir.HeldOutScores`; never a test-set score.
+# of the held-out split and its field in :class:`cifarlab.runs.result.HeldOutScores`; never a test-set score.
 OPTIMIZABLE = {"val/acc": "acc", "val/loss": "loss"}
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,7 +19,8 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from cifarlab.errors import ConfigError
-from cifarlab.validation import lookup
+from cifarlab.config.validation import lookup
+from cifarlab.runs.rundir import RunDir
 
 # Lightning loggers whose package is an optional extra of pyproject.toml: logger class -> package (= extra name).
 OPTIONAL_LOGGERS = {
@@ -64,23 +64,19 @@ def check_logger_packages(loggers: DictConfig | None) -> None:
         os.environ.setdefault(variable, value)
 
 
-def hydra_record(output_dir: Path) -> HydraRecord:
-    """Read the run's ``.hydra/hydra.yaml`` (a resumed run keeps its first start's) and, for the job
-    of a multirun, the sweep's ``multirun.yaml``: its sweep overrides (``seed=0,1``,
-    ``model=airbench,custom_resnet``) and its sweeper's ``params`` (Optuna's search space) are what
-    varies. An empty record without ``hydra.yaml``: a config composed outside ``train.py``, or a DDP
-    rank other than 0."""
-    path = output_dir / ".hydra" / "hydra.yaml"
-    if not path.is_file():
+def hydra_record(run_dir: RunDir) -> HydraRecord:
+    """The run's group choices (``.hydra/hydra.yaml``; a resumed run keeps its first start's) and, for the job
+    of a multirun, what its sweep varies: the sweep overrides (``seed=0,1``, ``model=airbench,custom_resnet``) and
+    the sweeper's ``params`` (Optuna's search space) of its ``multirun.yaml``. An empty record without
+    ``hydra.yaml``: a config composed outside ``train.py``, or a DDP rank other than 0."""
+    hydra = run_dir.read_hydra()
+    if hydra is None:
         return HydraRecord()
-    hydra = OmegaConf.load(path).hydra
     choices = {group: "null" if choice is None else choice
                for group, choice in OmegaConf.to_container(hydra.runtime.choices).items() if not group.startswith("hydra/")}
-    # the sweep dir holds the job's folder (hydra.sweep.subdir), and Hydra's multirun.yaml
-    sweep_file = next((d / "multirun.yaml" for d in output_dir.parents if (d / "multirun.yaml").is_file()), None)
-    if hydra.get("mode") != "MULTIRUN" or sweep_file is None:
+    sweep = run_dir.read_sweep()
+    if hydra.get("mode") != "MULTIRUN" or sweep is None:
         return HydraRecord(choices)
-    sweep = OmegaConf.load(sweep_file).hydra
     parsed = OverridesParser.create().parse_overrides([str(o) for o in sweep.overrides.task])
     swept = [o.key_or_group for o in parsed if o.is_sweep_override()] + list(sweep.sweeper.get("params") or {})
     return HydraRecord(choices, list(dict.fromkeys(swept)))

@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from cifarlab.errors import ConfigError
-from cifarlab.precision import best_precision, on_gpu
+from cifarlab.training.precision import best_precision, on_gpu
 
 
 def devices_per_node(devices: int | str | list) -> int:
@@ -48,7 +48,7 @@ def run_name(output_dir: str) -> str:
 def report_dir(ckpt_path: str | None, fallback: str) -> str:
     """Where ``evaluate.py`` writes its report: the ``eval/`` folder of the run that ``ckpt_path`` (a run dir,
     or a ``.ckpt`` in a run's ``checkpoints/``) belongs to; ``fallback`` for a checkpoint outside a run dir."""
-    from cifarlab.rundir import RunDir
+    from cifarlab.runs.rundir import RunDir
 
     if ckpt_path:
         path = Path(ckpt_path).expanduser()
@@ -63,8 +63,8 @@ def register_resolvers() -> None:
     ``${rank_zero:VALUE}``, ``${run_name:OUTPUT_DIR}``,
     ``${report_dir:CKPT_PATH,FALLBACK}``, ``${run_suffix:}`` (6 random hex digits, fixed per
     process, so that two runs started in the same second get different output dirs), and for a resumed run's log
-    ``${run_dir:RESUME,TASK_NAME,NEW_DIR}`` and ``${hydra_subdir:RESUME,TASK_NAME}`` (:mod:`cifarlab.resume`)."""
-    from cifarlab.resume import hydra_subdir_resolver, run_dir_resolver
+    ``${run_dir:RESUME,TASK_NAME,NEW_DIR}`` and ``${hydra_subdir:RESUME,TASK_NAME}`` (:mod:`cifarlab.training.resume`)."""
+    from cifarlab.training.resume import hydra_subdir_resolver, run_dir_resolver
 
     OmegaConf.register_new_resolver("best_precision", best_precision, replace=True)
     OmegaConf.register_new_resolver("on_gpu", on_gpu, replace=True)

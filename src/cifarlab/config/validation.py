@@ -1,6 +1,6 @@
 """Range checks of the numeric config keys, run on the composed config before any data loads.
 
-Hydra's typed schema (:mod:`cifarlab.schema`) catches a wrong *type* at composition; this table
+Hydra's typed schema (:mod:`cifarlab.config.schema`) catches a wrong *type* at composition; this table
 catches a value of the right type that means nothing (``model.optimizer.lr=-1``, ``model.scheduler.pct_start=1.5``).
 The nodes stay plain constructor arguments (``_target_`` + the argument names); the table is keyed
 by the command-line spelling of each argument, so the message names what the user typed. A key that

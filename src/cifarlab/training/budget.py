@@ -34,8 +34,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cifarlab.errors import ConfigError
-from cifarlab.precision import cache_dir, cache_key, cpu_precision, on_gpu, on_mps
-from cifarlab.rundir import write_json_atomic
+from cifarlab.training.precision import cache_dir, cache_key, cpu_precision, on_gpu, on_mps
+from cifarlab.runs.rundir import write_json_atomic
 
 FRONTIER_CSV = Path(__file__).with_name("frontier.csv")
 # Forward passes of the test under each TTA mode, the plain pass included (cifarlab.tta.tta_logits).
@@ -228,7 +228,7 @@ def plan(speeds: dict[tuple[Widths, str], Speed], frontier: dict[Widths, list[tu
 
 def cpu_candidate_precisions(accelerator: str) -> list[str]:
     """The precisions this CPU runs well: fp32, and bf16 autocast where the precision probe found it faster
-    (:func:`cifarlab.precision.cpu_precision`; on AMD Zen 3 bf16 is 17x slower and is not probed).
+    (:func:`cifarlab.training.precision.cpu_precision`; on AMD Zen 3 bf16 is 17x slower and is not probed).
 
     Raises:
         ConfigError: ``accelerator`` is a GPU or MPS, whose speeds this probe does not measure.

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from cifarlab.precision import cpu_name
+from cifarlab.training.precision import cpu_name
 
 # metrics.json's provenance.versions: key -> the distribution it is read from
 DISTRIBUTIONS = {"torch": "torch", "lightning": "lightning", "torchmetrics": "torchmetrics", "hydra": "hydra-core",
                  "omegaconf": "omegaconf", "albumentations": "albumentations", "numpy": "numpy"}
-CODE_DIR = Path(__file__).resolve().parent  # the package's folder: inside the checkout for an editable install
+CODE_DIR = Path(__file__).resolve().parents[1]  # the package's folder: inside the checkout for an editable install
 
 
 def git(repo: Path, *args: str) -> str | None:
@@ -58,7 +58,7 @@ def library_versions() -> dict[str, str | None]:
 
 def device_name(on_cuda: bool) -> str:
     """The CUDA device's name (``torch.cuda.get_device_name``) when ``on_cuda``, else the CPU's
-    (:func:`cifarlab.precision.cpu_name`: model, family, stepping and bf16 instructions)."""
+    (:func:`cifarlab.training.precision.cpu_name`: model, family, stepping and bf16 instructions)."""
     return torch.cuda.get_device_name() if on_cuda else cpu_name()
 
 

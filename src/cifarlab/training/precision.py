@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from cifarlab.rundir import write_json_atomic
+from cifarlab.runs.rundir import write_json_atomic
 
 log = logging.getLogger(__name__)
 

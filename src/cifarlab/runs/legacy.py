@@ -8,8 +8,12 @@ Runs, checkpoints and records of these layouts still load, evaluate and resume (
   module's parts and ``model`` the module itself (:func:`current_choices`).
 - **Normalisation statistics as hyperparameters** (before 11968f7; fixture from fd7237a): checkpoints without the
   ``pixel_shift``/``pixel_scale`` buffers (:func:`add_missing_buffers`).
-- **Renamed classes** (:data:`RENAMED_TARGETS`): ``cifarlab.callbacks.WhiteningBiasFreeze`` (up to the commit that
-  made it :class:`cifarlab.callbacks.AirbenchWhitening`, which also initialises the whitening).
+- **Renamed classes and modules** (:data:`RENAMED_TARGETS`, :data:`MOVED_MODULES`): ``_target_`` paths of configs
+  written before the modules were grouped into ``training/``, ``runs/`` and ``config/`` (``cifarlab.callbacks.Lookahead``,
+  ``cifarlab.schedules.TimeBudgetOneCycle``, ``cifarlab.sweeps.SweepSummary``), and
+  ``cifarlab.callbacks.progress_bar`` (now in ``cifarlab.training.progress``) and
+  ``cifarlab.callbacks.WhiteningBiasFreeze``, now :class:`cifarlab.training.callbacks.AirbenchWhitening` (which
+  also initialises the whitening); all written by commits up to c5a6f61.
 """
 from __future__ import annotations
 
@@ -22,18 +26,33 @@ MOVED_UNDER_MODEL = ("optimizer", "scheduler", "loss", "channels_last", "compile
 # Config groups of records written while the LightningModule's parts were the groups model/net, model/optimizer and
 # model/scheduler (the model group chose the module itself): the user's spelling model=, optimizer=, scheduler= again.
 NESTED_GROUPS = {"model/net": "model", "model/optimizer": "optimizer", "model/scheduler": "scheduler"}
-# ``_target_`` paths that configs of older runs name, and what they are now.
-RENAMED_TARGETS = {"cifarlab.callbacks.WhiteningBiasFreeze": "cifarlab.callbacks.AirbenchWhitening"}
+# ``_target_`` classes that configs of older runs name, and what they are now.
+RENAMED_TARGETS = {"cifarlab.callbacks.WhiteningBiasFreeze": "cifarlab.training.callbacks.AirbenchWhitening",
+                   "cifarlab.callbacks.progress_bar": "cifarlab.training.progress.progress_bar"}
+# Modules of older runs' ``_target_`` paths, and where they are now.
+MOVED_MODULES = {f"cifarlab.{name}": f"cifarlab.{package}.{name}" for package, names in (
+    ("training", ("budget", "callbacks", "schedules", "lr_finder", "precision", "distributed", "resume", "tracking")),
+    ("runs", ("rundir", "run", "provenance", "sweeps")), ("config", ("schema", "validation", "resolvers"))) for name in names}
 
 
 def _network_was_the_model(config: dict) -> bool:
     return isinstance(config.get("model"), dict) and "net" not in config["model"] and "optimizer" in config
 
 
+def current_target(target: str) -> str:
+    """The current path of a ``_target_`` that an older config names (:data:`RENAMED_TARGETS`,
+    :data:`MOVED_MODULES`); a current one as it is."""
+    if target in RENAMED_TARGETS:
+        return RENAMED_TARGETS[target]
+    module, _, name = target.rpartition(".")
+    return f"{MOVED_MODULES[module]}.{name}" if module in MOVED_MODULES else target
+
+
 def renamed_targets(node: Any) -> Any:
-    """``node`` (plain dicts and lists) with every ``_target_`` of :data:`RENAMED_TARGETS` replaced."""
+    """``node`` (plain dicts and lists) with every ``_target_`` at its current path (:func:`current_target`)."""
     if isinstance(node, dict):
-        return {k: RENAMED_TARGETS.get(v, v) if k == "_target_" else renamed_targets(v) for k, v in node.items()}
+        return {k: current_target(v) if k == "_target_" and isinstance(v, str) else renamed_targets(v)
+                for k, v in node.items()}
     if isinstance(node, list):
         return [renamed_targets(v) for v in node]
     return node

@@ -19,8 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cifarlab.errors import ConfigError
-from cifarlab.legacy import current_config
-from cifarlab.rundir import RunDir
+from cifarlab.runs.rundir import RunDir
 
 LAST = "last"
 OUTPUTS = Path("outputs")  # where conf/train.yaml puts runs: outputs/<task_name>/runs/<run>, relative to the working dir
@@ -105,7 +104,7 @@ def hydra_subdir_resolver(resume: str | None, task_name: str) -> str:
     a resumed one ``.hydra/resumed_<date>_<time>``, so that the run's own ``.hydra/`` (its overrides, which
     sweep summaries read) stays as the first start wrote it."""
     resumed = resumable(resume, task_name) is not None
-    return f".hydra/resumed_{time.strftime('%Y-%m-%d_%H-%M-%S')}" if resumed else ".hydra"
+    return RunDir.hydra_subdir(time.strftime("%Y-%m-%d_%H-%M-%S") if resumed else None)
 
 
 def check_overrides(overrides: list[str], resume: str) -> list[str]:
@@ -163,7 +162,7 @@ def resumed_config(cfg: DictConfig, overrides: list[str] | None = None, outputs:
             ``task_name=`` naming another task than the resumed run's.
     """
     run_dir = resume_dir(cfg.resume, cfg.task_name, outputs)
-    saved = OmegaConf.create(current_config(OmegaConf.to_container(OmegaConf.load(RunDir(run_dir).config))))
+    saved = OmegaConf.create(RunDir(run_dir).read_config())
     if overrides is not None:
         keys = check_overrides(overrides, cfg.resume)
         selects_task = any(o.lstrip("+~").startswith(("experiment=", "task_name=")) for o in overrides)

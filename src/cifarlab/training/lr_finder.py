@@ -15,7 +15,7 @@ import lightning as L
 from lightning.pytorch.tuner import Tuner
 
 from cifarlab.errors import ConfigError
-from cifarlab.rundir import write_json_atomic
+from cifarlab.runs.rundir import write_json_atomic
 
 if TYPE_CHECKING:
     from lightning.pytorch.tuner.lr_finder import _LRFinder  # what Tuner.lr_find returns

@@ -4,7 +4,7 @@ import of :mod:`cifarlab` as ``train_schema``: a value of the wrong type (``trai
 any data is read. The top level, ``data``, ``model`` and ``trainer`` are typed, ``data`` and ``model`` with
 the types and defaults of their constructors' signatures (a default is stated once, in the code); the nodes
 that describe other objects (``model.net``, ``model.optimizer``, ``model.scheduler``, callbacks, loggers)
-are checked by their constructors, and every number by :mod:`cifarlab.validation`.
+are checked by their constructors, and every number by :mod:`cifarlab.config.validation`.
 """
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ class TrainConfig:
     callbacks: Any = None
     logger: Any = None
     lr_find: Any = None
-    budget: Any = None  # cifarlab.budget's wall_s, reserve_s, widths and train_s (experiment=cpu_airbench)
+    budget: Any = None  # cifarlab.training.budget's wall_s, reserve_s, widths and train_s (experiment=cpu_airbench)
     hparams_search: Any = None
     debug: Any = None
     paths: Any = None

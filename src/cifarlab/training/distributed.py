@@ -27,7 +27,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.strategies.launchers import subprocess_script
 
-from cifarlab.rundir import RunDir
+from cifarlab.runs.rundir import RunDir
 
 # What Lightning's launcher sets in the launching process (lightning/pytorch/strategies/launchers/subprocess_script.py,
 # lightning/fabric/utilities/distributed.py:_set_num_threads_if_needed); left set, the next job of a sweep would
