@@ -13,7 +13,7 @@ network, optimiser and scheduler the ``model=``, ``optimizer=`` and ``scheduler=
 as plain containers and saved as hyperparameters, so a checkpoint rebuilds its model with
 ``ImageClassifier.load_from_checkpoint(path)`` under torch's ``weights_only`` loading, with no config at
 hand. The normalisation statistics are buffers in its ``state_dict``, which whoever builds it sets from the
-training images (:meth:`ImageClassifier.set_normalisation`; ``cifarlab.training.build_module``); it never
+training images (:meth:`ImageClassifier.set_normalisation`; :func:`cifarlab.training.builds.build_module`); it never
 reads the data module. Checkpoints written while they were hyperparameters still load
 (:meth:`ImageClassifier._load_from_state_dict` keeps the buffers they lack). What training needs beside the
 contract (airbench's whitening, the random states of an exact resume, the compile warm-up) is in

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from cifarlab.data.arrays import ChecksumReport, ImageArrays, channel_stats
 from cifarlab.data.augment import DeviceAugment, build_eval_transform, build_train_transform
-from cifarlab.data.loaders import DeviceBatches, ImageDataset
+from cifarlab.data.loaders import DeviceBatches, ImageDataset, PlannedDataLoader
 from cifarlab.data.sampling import BatchPlans, EpochOrder
 from cifarlab.data.sources import check_source, load_arrays, prepare
 from cifarlab.errors import ConfigError
@@ -216,7 +216,7 @@ class ImageDataModule(L.LightningDataModule):
             return DeviceBatches(dataset.images, dataset.labels, self._batch_size(train), drop_last=train, order=order,
                                  augment=self.device_augment, train=train, seed=self._order_seed(), device=device,
                                  trainer=trainer)
-        return DataLoader(
+        return PlannedDataLoader(
             dataset,
             batch_sampler=BatchPlans(order, self._batch_size(train), drop_last=train, trainer=trainer),
             num_workers=hp.num_workers,

@@ -1,6 +1,6 @@
 """The two data paths' batches, one contract: (images uint8 (B, 3, 32, 32), labels int64 (B,)).
 
-- ``workers``: a torch ``DataLoader`` over :class:`ImageDataset` whose ``batch_sampler`` hands out
+- ``workers``: a torch ``DataLoader`` (:class:`PlannedDataLoader`) over :class:`ImageDataset` whose ``batch_sampler`` hands out
   :class:`~cifarlab.data.sampling.BatchPlan` (:class:`~cifarlab.data.sampling.BatchPlans`), the albumentations
   pipeline run per image in worker processes.
 - ``device``: :class:`DeviceBatches`, the uint8 arrays held as tensors on the model's device, each batch's
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from cifarlab.data.augment import BatchContext, DeviceAugment
 from cifarlab.data.sampling import BatchPlan, EpochOrder, batches_done_this_epoch
@@ -42,6 +42,15 @@ class ImageDataset(Dataset):
         batch through this method when the dataset has it)."""
         self.transform.set_random_seed(plan.seed)
         return [self[i] for i in plan.indices.tolist()]
+
+
+class PlannedDataLoader(DataLoader):
+    """The workers path's ``DataLoader``, its ``batch_sampler`` a :class:`~cifarlab.data.sampling.BatchPlans`,
+    whose iterator starts at the first batch: worker processes prefetch plans as soon as an iterator exists,
+    and a lazy one lets Lightning set the epoch and restore a resumed epoch's progress first."""
+
+    def __iter__(self) -> Iterator:
+        yield from super().__iter__()
 
 
 class DeviceBatches:

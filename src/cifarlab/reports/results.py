@@ -128,7 +128,8 @@ def seed_group_table(groups: dict[str, list[Record]]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, records in groups.items():
         m = [r.metrics for r in records]
-        widths = {",".join(map(str, (x.get("budget") or {}).get("chosen", {}).get("widths", []))) or "-" for x in m}
+        widths = {",".join(map(str, (r.metrics.get("budget") or {}).get("chosen", {}).get("widths", [])))
+                  or (override(r, "model.net.widths") or "-").strip("[]").replace(" ", "") for r in records}
         lines.append(
             f"| `docs/runs/{name}` | {len(m)} | {mean_std([x['test']['acc'] for x in m])} | "
             f"{mean_std([x['test']['acc_tta'] for x in m])} | {', '.join(sorted({str(x['global_step']) for x in m}))} | "
