@@ -17,11 +17,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 import cifarlab  # noqa: F401  (registers the resolvers)
+from cifarlab.reports.config import ReportSettings, RobustnessSettings
 from cifarlab.runs.result import HeldOutScores, TestedCheckpoint, TestScores, TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "src" / "cifarlab" / "conf"  # the configs ship inside the package
 REAL_DATA = Path(os.environ.get("CIFARLAB_DATA") or ROOT.parent / "shared" / "data").resolve()
+# evaluate.py's report for the tests that are not about robustness: its corruption suite on 20 images, not 1,000
+QUICK_REPORT = ReportSettings(num_misclassified=1, robustness=RobustnessSettings(images=20))
 # Fixtures that train a model: every test using one, directly or through another fixture, is slow.
 TRAINING_FIXTURES = {"trained_run", "short_fit"}
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

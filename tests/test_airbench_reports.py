@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cifarlab.app.explorer import Explorer
-from cifarlab.reports.config import ReportSettings
+from cifarlab.reports.config import ReportSettings, RobustnessSettings
 from cifarlab.reports.evaluate import write_report
 from cifarlab.runs.run import TrainedRun
 from cifarlab.training.pipeline import train
@@ -38,6 +38,7 @@ def test_the_app_starts_on_an_airbench_run_with_non_uniform_gradcam_and_feature_
 
 
 def test_evaluate_on_an_airbench_run_explains_its_last_conv_group(airbench_run: Path, tmp_path: Path) -> None:
-    results = write_report(TrainedRun(airbench_run), tmp_path, ReportSettings(num_misclassified=4))
+    settings = ReportSettings(num_misclassified=4, robustness=RobustnessSettings(images=20))
+    results = write_report(TrainedRun(airbench_run), tmp_path, settings)
     assert results["gradcam"]["target_layer"] == "block3"
     assert (tmp_path / "gradcam_misclassified.png").is_file()

@@ -21,7 +21,7 @@ from cifarlab.examples import CLASS_NAMES, TEST_INDICES, example_paths
 from cifarlab.reports.config import ReportSettings, RobustnessSettings
 from cifarlab.reports.evaluate import SCHEMA, write_report
 from cifarlab.runs.run import TrainedRun
-from conftest import CLASSES, REAL_DATA, run_script
+from conftest import CLASSES, QUICK_REPORT, REAL_DATA, run_script
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,7 @@ def test_model_card_without_eval_dir_says_what_was_not_measured(explorer: Explor
 
 def test_model_card_with_eval_dir_has_its_report_and_figures(trained_run: Path, explorer: Explorer,
                                                              tmp_path: Path) -> None:
-    write_report(explorer.run, tmp_path, ReportSettings(num_misclassified=1))
+    write_report(explorer.run, tmp_path, QUICK_REPORT)
     Image.new("RGB", (300, 200), (200, 10, 10)).save(tmp_path / "reliability.png")
     Image.new("RGB", (400, 100), (10, 10, 200)).save(tmp_path / "robustness.png")
     from_report = Explorer(TrainedRun(trained_run), eval_dir=tmp_path)

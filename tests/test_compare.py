@@ -15,12 +15,12 @@ from scipy import stats
 
 from cifarlab.errors import CifarlabError, ConfigError, DataError
 from cifarlab.reports.compare import GALLERY, compare
-from cifarlab.reports.config import BootstrapSettings, CompareConfig, Paths, ReportSettings
+from cifarlab.reports.config import BootstrapSettings, CompareConfig, Paths
 from cifarlab.reports.config_diff import ABSENT, config_diff
 from cifarlab.reports.evaluate import write_report
 from cifarlab.reports.paired import bootstrap_delta, mcnemar, verdict, welch
 from cifarlab.runs.run import TrainedRun
-from conftest import CONF, compose_train, run_script, tiny_overrides
+from conftest import CONF, QUICK_REPORT, compose_train, run_script, tiny_overrides
 
 
 def outcomes(both_right: int, a_only: int, b_only: int, both_wrong: int, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -200,8 +200,8 @@ def test_evaluate_py_predictions_are_used_and_checked(sweeps: dict[str, Path], t
     a, b = tmp_path / "a", sweeps["cutout8"] / "1"
     shutil.copytree(sweeps["flip_crop"] / "0", a)  # a copy: its eval/ must not reach the other tests
     computed = compare(settings(tmp_path / "computed", str(a), str(b)))
-    write_report(TrainedRun(a), a / "eval", ReportSettings(num_misclassified=1))  # found in <run>/eval/
-    write_report(TrainedRun(b), tmp_path / "b_eval", ReportSettings(num_misclassified=1))
+    write_report(TrainedRun(a), a / "eval", QUICK_REPORT)  # found in <run>/eval/
+    write_report(TrainedRun(b), tmp_path / "b_eval", QUICK_REPORT)
     found = compare(settings(tmp_path / "found", str(a), str(b), b_predictions=str(tmp_path / "b_eval")))
     assert found["a"]["predictions"].startswith("evaluate.py's predictions.npz in")
     assert found["b"]["predictions"].startswith("evaluate.py's predictions.npz in")

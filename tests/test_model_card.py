@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cifarlab.reports.config import ReportSettings
 from cifarlab.reports.evaluate import write_report
 from cifarlab.reports.model_card import no_absolute_paths, render_model_card
 from cifarlab.runs.run import TrainedRun
 from cifarlab.runs.rundir import RunDir
-from conftest import CLASSES
+from conftest import CLASSES, QUICK_REPORT
 
 SECTIONS = ["## Intended use", "## Data", "## Accuracy", "## Per-class recall", "## Worst confusion pairs",
             "## Calibration", "## Robustness", "## Hardware", "## Time", "## How to reproduce"]
@@ -108,7 +107,7 @@ def test_absolute_paths_become_their_last_part(text: str, want: str) -> None:
 @pytest.mark.slow
 def test_evaluate_report_writes_a_model_card_into_the_run_dir(trained_run: Path, tmp_path: Path) -> None:
     run_dir = shutil.copytree(trained_run, tmp_path / trained_run.name)
-    write_report(TrainedRun(run_dir), RunDir(run_dir).eval, ReportSettings(num_misclassified=1))
+    write_report(TrainedRun(run_dir), RunDir(run_dir).eval, QUICK_REPORT)
     card = (run_dir / "MODEL_CARD.md").read_text()
     assert not (run_dir / "eval" / "MODEL_CARD.md").exists()
     assert all(section in card for section in SECTIONS)
