@@ -18,7 +18,7 @@ from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.reports.config import TTA, Paths
 from cifarlab.runs.run import TrainedRun
 from cifarlab.serving.config import PredictConfig
-from cifarlab.serving.predict import find_files, predict, read_images
+from cifarlab.serving.predict import find_files, predict, read_images, top_k_of
 from conftest import CONF, ROOT, run_script
 
 EXAMPLES = ROOT / "src" / "cifarlab" / "examples"
@@ -168,3 +168,9 @@ def test_cli_exits_2_with_a_message(trained_run: Path, folder: Path, tmp_path: P
                       f"inputs={inputs.format(folder=folder)}", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and "error:" in proc.stderr and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "predictions.csv").exists()
+
+
+def test_the_default_top_k_lists_three_classes_or_all_of_a_two_class_model() -> None:
+    assert top_k_of(None, 10) == 3 and top_k_of(None, 2) == 2 and top_k_of(5, 10) == 5
+    with pytest.raises(ConfigError, match="top_k=3 is more than the model's 2 classes: use top_k=1..2"):
+        top_k_of(3, 2)

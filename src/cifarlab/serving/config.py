@@ -30,7 +30,7 @@ def require_ckpt_path(ckpt_path: Optional[str], script: str) -> None:
 class PredictConfig:
     ckpt_path: Optional[str] = None
     inputs: Any = None  # a folder, a glob or a file, or a list of them; made a list of str on construction
-    top_k: int = 3
+    top_k: Optional[int] = None  # None: 3, or every class of a model with fewer (cifarlab.serving.predict.top_k_of)
     batch_size: int = 500
     tta: TTA = TTA.none
     precision: Optional[str] = None
@@ -49,7 +49,7 @@ class PredictConfig:
             raise ConfigError("inputs is not set: pass inputs=<folder, glob or image file>, or a list "
                               "inputs=[a.png,photos/*.jpg]")
         for key in ("top_k", "batch_size"):
-            if getattr(self, key) < 1:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
         if self.max_megapixels <= 0:
             raise ConfigError(f"max_megapixels={self.max_megapixels} must be positive")

@@ -83,6 +83,23 @@ def save_gradcams(run: TrainedRun, images: np.ndarray, classes: np.ndarray, laye
         Image.fromarray(overlay(image, cam, 0.5, size)).save(folder / name)
 
 
+DEFAULT_TOP_K = 3  # classes per image when top_k is not given
+
+
+def top_k_of(requested: int | None, classes: int) -> int:
+    """How many classes each row of ``predictions.csv`` lists: ``requested``, or without it :data:`DEFAULT_TOP_K`
+    (every class of a model with fewer, such as a two-class image folder).
+
+    Raises:
+        ConfigError: ``requested`` is more than the model's ``classes``.
+    """
+    if requested is None:
+        return min(DEFAULT_TOP_K, classes)
+    if requested > classes:
+        raise ConfigError(f"top_k={requested} is more than the model's {classes} classes: use top_k=1..{classes}")
+    return requested
+
+
 def predict(cfg: PredictConfig) -> dict:
     """``predict.py``: the top ``cfg.top_k`` classes of each file of ``cfg.inputs``.
 
@@ -103,9 +120,7 @@ def predict(cfg: PredictConfig) -> dict:
         raise CifarlabError(f"no input files: {'; '.join(f'{entry}: {reason}' for entry, reason in failures)}. "
                             "Pass inputs=<folder, glob or image file>")
     run = TrainedRun(cfg.ckpt_path, precision=cfg.precision)
-    classes = len(run.class_names)
-    if cfg.top_k > classes:
-        raise ConfigError(f"top_k={cfg.top_k} is more than the model's {classes} classes: use top_k=1..{classes}")
+    top_k = top_k_of(cfg.top_k, len(run.class_names))
     layer = check_layer(run.net, cfg.target_layer or default_target_layer(run.net)) if cfg.gradcam else None
     images, read, unreadable = read_images(files, cfg.max_megapixels, run.image_size)
     failures += unreadable
@@ -115,11 +130,11 @@ def predict(cfg: PredictConfig) -> dict:
         raise CifarlabError(f"none of the {len(files)} input files could be read as an image (reasons above)")
 
     probs = torch.softmax(run.predict(images, cfg.batch_size, cfg.tta.value), dim=1)
-    top = probs.topk(cfg.top_k, dim=1)
+    top = probs.topk(top_k, dim=1)
     labels = [[run.class_names[i] for i in row] for row in top.indices.tolist()]
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    header = ["file"] + [f"{key}_{rank}" for rank in range(1, cfg.top_k + 1) for key in ("class", "prob")]
+    header = ["file"] + [f"{key}_{rank}" for rank in range(1, top_k + 1) for key in ("class", "prob")]
     rows = [[str(file)] + [cell for name, prob in zip(names, probs) for cell in (name, f"{prob:.6g}")]
             for file, names, probs in zip(read, labels, top.values.tolist())]
     write_csv(out / "predictions.csv", header, rows)
