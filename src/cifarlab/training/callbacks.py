@@ -134,8 +134,9 @@ class AirbenchWhitening(Callback):
       epochs: step 144 of 476 at batch 1024, ``fraction=0.3025``. ``epochs`` (configs written before the
       fraction) freezes from that epoch on instead; neither: the bias trains throughout.
 
-    A network that is not :class:`cifarlab.models.base.Whitened` is left alone. ``cifarlab.training.pipeline`` adds this
-    callback, without a freeze, to a fit of such a network whose callbacks have none.
+    A network that is not :class:`cifarlab.models.base.Whitened` is left alone.
+    :func:`cifarlab.training.builds.build_trainer` adds this callback, without a freeze, to a fit of a whitened
+    network whose callbacks have none.
     """
 
     def __init__(self, fraction: float | None = 0.3025, epochs: int | None = None, init_images: int = 5000) -> None:
