@@ -84,6 +84,10 @@ def main() -> None:
     parser.add_argument("--precision", default=None, help="trainer.precision; default: the preset's (fastest here)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "frontier", help="where the runs train")
     parser.add_argument("--records", type=Path, default=ROOT / "docs" / "runs" / "frontier")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="further train.py overrides of every run (a recipe variant), e.g. "
+                             "model.loss.label_smoothing=0.1; give --tag with them")
+    parser.add_argument("--tag", default="", help="appended to each run's name, e.g. ls0.1 (w24_i500000_s0_ls0.1)")
     parser.add_argument("--plot", type=Path, default=None, help="draw the records into this PNG and exit")
     args = parser.parse_args()
     if args.plot:
@@ -91,9 +95,11 @@ def main() -> None:
         return
     if args.data_root is None:
         parser.error("--data-root is needed to train")
+    if args.set and not args.tag:
+        parser.error("--set changes the recipe: give --tag too, so its runs are not named as the frontier's")
     for widths in args.widths:
         for images in args.images:
-            name = f"w{widths.split(',')[0]}_i{images}_s{args.seed}"
+            name = f"w{widths.split(',')[0]}_i{images}_s{args.seed}" + (f"_{args.tag}" if args.tag else "")
             if (args.records / name / "held_out.json").is_file():
                 continue
             run_dir = args.out / name
@@ -101,7 +107,7 @@ def main() -> None:
                 steps = math.ceil(images / args.batch_size)
                 command = [sys.executable, str(ROOT / "train.py"), *overrides(widths, steps, args.seed, args.data_root,
                                                                               args.precision),
-                           f"data.batch_size={args.batch_size}", f"hydra.run.dir={run_dir}"]
+                           f"data.batch_size={args.batch_size}", *args.set, f"hydra.run.dir={run_dir}"]
                 print(" ".join(command[1:]), flush=True)
                 proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
                 if proc.returncode:

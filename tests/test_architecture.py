@@ -108,3 +108,39 @@ def test_this_test_finds_a_run_dir_file_named_outside_run_dir(tmp_path: Path) ->
     stray.write_text('"""Reads config.yaml (a docstring may say so)."""\nPATH = "run/.hydra/overrides.yaml"\n'
                      'MESSAGE = "no config.yaml in the run dir"\n')
     assert code_strings(stray) == {"run/.hydra/overrides.yaml"}
+
+
+def hand_checked_ranges(path: Path) -> list[str]:
+    """The ``__post_init__`` methods of ``path`` that compare a value with a number: a range checked by hand,
+    where it should be declared next to the field's type (``Annotated[int, Range(...)]``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef) and node.name == "__post_init__":
+            for compare in (n for n in ast.walk(node) if isinstance(n, ast.Compare)):
+                numbers = [c for c in [compare.left, *compare.comparators] if isinstance(c, ast.Constant)
+                           and isinstance(c.value, (int, float)) and not isinstance(c.value, bool)]
+                if numbers:
+                    found.append(f"{path.name}:{compare.lineno}")
+    return found
+
+
+def test_each_range_is_declared_once_next_to_its_type() -> None:
+    from cifarlab.config.ranges import declared_ranges
+    from cifarlab.config.validation import THIRD_PARTY, _locate
+
+    assert not [f for p in PACKAGE.rglob("*.py") for f in hand_checked_ranges(p)], "declare the range in the annotation"
+    sources = " ".join(p.read_text() for p in PACKAGE.rglob("*.py"))
+    assert "RANGES" not in sources and "def _positive" not in sources, "a second table of ranges"
+    assert not [t for t in THIRD_PARTY if t.startswith("cifarlab.")], "our constructors declare their own ranges"
+    targets = {line.split("_target_:")[1].split("#")[0].strip() for p in (PACKAGE / "conf").rglob("*.yaml")
+               for line in p.read_text().splitlines() if "_target_:" in line}
+    for target in sorted(t for t in targets if t.startswith("cifarlab.")):
+        owner = _locate(target)
+        assert owner is not None, f"{target} does not import"
+        declared_ranges(owner)  # the annotations resolve
+
+
+def test_this_test_finds_a_range_checked_by_hand(tmp_path: Path) -> None:
+    stray = tmp_path / "stray.py"
+    stray.write_text("class C:\n    def __post_init__(self):\n        if self.images < 1:\n            raise ValueError\n")
+    assert hand_checked_ranges(stray) == ["stray.py:3"]

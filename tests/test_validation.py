@@ -62,3 +62,33 @@ def test_train_py_exits_2_before_reading_data(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: model.scheduler.pct_start=1.5 is out of range" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_a_constructor_declares_its_ranges_next_to_its_argument_types() -> None:
+    from cifarlab.config.ranges import declared_ranges
+    from cifarlab.models import AirbenchNet
+    from cifarlab.training.callbacks import EMA
+
+    assert set(declared_ranges(AirbenchNet)) == {"num_classes", "widths", "bn_momentum", "logit_scale", "bias_lr_scale"}
+    assert set(declared_ranges(EMA)) == {"decay", "update_every_n_steps"}
+    assert 1.0 not in declared_ranges(EMA)["decay"] and 0.999 in declared_ranges(EMA)["decay"]
+
+
+def test_a_node_is_checked_against_the_constructor_its_target_names() -> None:
+    from omegaconf import OmegaConf
+
+    bad = OmegaConf.create({"net": {"_target_": "cifarlab.models.AirbenchNet", "logit_scale": -1}})
+    with pytest.raises(ConfigError, match=r"^net.logit_scale=-1 is out of range: it must be a finite number > 0 "
+                                          r"\(the logits' multiplier\)"):
+        check_ranges(bad)
+    # a third-party target the table does not list declares nothing, and is not imported to find out
+    check_ranges(OmegaConf.create({"x": {"_target_": "no_such_package.Thing", "lr": -1}}))
+
+
+def test_a_constructor_called_from_python_checks_its_declared_ranges() -> None:
+    from cifarlab.training.callbacks import Lookahead
+    from cifarlab.config.ranges import check_arguments
+
+    with pytest.raises(ConfigError, match=r"^callbacks.lookahead.base_decay=1.5 is out of range: it must be a finite "
+                                          r"number in \[0, 1\)"):
+        check_arguments(Lookahead, {"every_n_steps": 5, "base_decay": 1.5}, "callbacks.lookahead")

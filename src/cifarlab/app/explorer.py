@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cifarlab.config.ranges import Range
 from cifarlab.data.decode import read_upload
 from cifarlab.errors import CifarlabError, DataError
 from cifarlab.reports.evaluate import read_report
@@ -36,16 +37,18 @@ CARD_FIGURES = {"reliability.png": "Reliability diagram", "robustness.png": "Acc
 
 
 def number(name: str, value: Any, low: float, high: float, whole: bool = True) -> Any:
-    """``value`` as a number in [low, high] (an int if ``whole``; whole floats such as 1.0 count,
-    as sliders send them), or CifarlabError naming ``name``."""
+    """``value`` (a number, or its text) as a number in the :class:`~cifarlab.config.ranges.Range` [low, high]
+    (an int if ``whole``; whole floats such as 1.0 count, as sliders send them), or CifarlabError naming ``name``.
+    The bounds depend on the run (its classes, its channels), so the range is made here, per call."""
+    kind = "whole number" if whole else "number"
+    allowed = Range(low, high, integer=whole, message=f"{{key}} must be a {kind} from {low:g} to {high:g}, got {{value!r}}")
     try:
-        ok = not isinstance(value, bool) and low <= float(value) <= high and (float(value).is_integer() or not whole)
+        converted = value if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        kind = "whole number" if whole else "number"
-        raise CifarlabError(f"{name} must be a {kind} from {low:g} to {high:g}, got {value!r}")
-    return int(value) if whole else float(value)
+        converted = value
+    if not allowed.allows(converted):
+        raise CifarlabError(allowed.complaint(name, value))
+    return int(converted) if whole else converted
 
 
 @dataclass

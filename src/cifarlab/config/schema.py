@@ -4,7 +4,8 @@ import of :mod:`cifarlab` as ``train_schema``: a value of the wrong type (``trai
 any data is read. The top level, ``data``, ``model`` and ``trainer`` are typed, ``data`` and ``model`` with
 the types and defaults of their constructors' signatures (a default is stated once, in the code); the nodes
 that describe other objects (``model.net``, ``model.optimizer``, ``model.scheduler``, callbacks, loggers)
-are checked by their constructors, and every number by :mod:`cifarlab.config.validation`.
+are checked by their constructors, and every number against the range declared next to its type
+(:mod:`cifarlab.config.ranges`) by :func:`cifarlab.config.validation.check_ranges`.
 """
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import dataclasses
 import inspect
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import lightning as L
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from cifarlab.config.ranges import POSITIVE, SEED
 from cifarlab.data import ImageDataModule
 from cifarlab.module import ImageClassifier
 
@@ -87,7 +89,7 @@ TrainerConfig.__doc__ = "``trainer``: the keyword arguments of ``lightning.pytor
 
 @dataclass
 class CheckpointConfig:
-    every_n_minutes: float = 10.0
+    every_n_minutes: Annotated[float, POSITIVE.means("minutes between mid-epoch checkpoints")] = 10.0
 
 
 @dataclass
@@ -95,7 +97,7 @@ class TrainConfig:
     """The top level of ``conf/train.yaml``; its comments say what each key does."""
 
     task_name: str = "train"
-    seed: int = 42
+    seed: Annotated[int, SEED.means("the global seed")] = 42
     test: bool = True
     optimized_metric: str = "val/acc"
     resume: Optional[str] = None

@@ -5,6 +5,7 @@ seeds of :mod:`.sampling`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import lightning as L
 import numpy as np
@@ -16,19 +17,17 @@ from cifarlab.data.augment import DeviceAugment, build_eval_transform, build_tra
 from cifarlab.data.loaders import DeviceBatches, ImageDataset, PlannedDataLoader
 from cifarlab.data.sampling import BatchPlans, EpochOrder
 from cifarlab.data.sources import check_source, load_arrays, prepare
+from cifarlab.config.ranges import Range, check_arguments
 from cifarlab.errors import ConfigError
 
 AUGMENT_ON = ("workers", "device")
 NET_IMAGE_SIZE = 32  # the side the networks of conf/model take
 
 
-def _positive(name: str, value: int | None, allow_none: bool = False, allow_zero: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        kind = "a non-negative integer" if allow_zero else "a positive integer"
-        raise ConfigError(f"data.{name} must be {kind}, got {value!r}")
+POSITIVE_COUNT = Range(1, integer=True, message="{key} must be a positive integer, got {value!r}")
+OPTIONAL_COUNT = Range(1, integer=True, nullable=True, message="{key} must be a positive integer, got {value!r}")
+NON_NEGATIVE_COUNT = Range(0, integer=True, message="{key} must be a non-negative integer, got {value!r}")
+DATA_SEED = Range(0, 2**32 - 1, integer=True, nullable=True, meaning="the data order's seed (null: the global seed)")
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -83,18 +82,18 @@ class ImageDataModule(L.LightningDataModule):
     def __init__(
         self,
         root: str = "data",
-        batch_size: int = 512,
-        num_workers: int = 4,
+        batch_size: Annotated[int, POSITIVE_COUNT] = 512,
+        num_workers: Annotated[int, NON_NEGATIVE_COUNT] = 4,
         pin_memory: bool = True,
         persistent_workers: bool = True,
-        val_size: int = 0,
-        subset: int | None = None,
+        val_size: Annotated[int, NON_NEGATIVE_COUNT] = 0,
+        subset: Annotated[int | None, OPTIONAL_COUNT] = None,
         strict_checksum: bool = False,
         download: bool = True,
-        seed: int | None = None,
+        seed: Annotated[int | None, DATA_SEED] = None,
         train_transforms: list[dict] | None = None,
         augment_on: str = "workers",
-        eval_batch_size: int | None = None,
+        eval_batch_size: Annotated[int | None, OPTIONAL_COUNT] = None,
         source: str = "cifar10",
         image_size: int = 32,
         on_bad_image: str = "error",
@@ -102,11 +101,7 @@ class ImageDataModule(L.LightningDataModule):
         super().__init__()
         if augment_on not in AUGMENT_ON:
             raise ConfigError(f"data.augment_on={augment_on!r} is not one of {', '.join(AUGMENT_ON)}")
-        _positive("batch_size", batch_size)
-        _positive("eval_batch_size", eval_batch_size, allow_none=True)
-        _positive("num_workers", num_workers, allow_zero=True)
-        _positive("val_size", val_size, allow_zero=True)
-        _positive("subset", subset, allow_none=True)
+        check_arguments(ImageDataModule, locals(), "data")
         check_source(source, image_size, on_bad_image)
         if image_size != NET_IMAGE_SIZE:  # the heads of conf/model's networks pool a fixed 4 x 4 map
             raise ConfigError(f"data.image_size={image_size}: the networks of conf/model take {NET_IMAGE_SIZE} x "

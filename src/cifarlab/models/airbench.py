@@ -15,8 +15,12 @@ learns). 1,972,792 parameters, of which 1,971,352 train (the whitening filters a
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
+
+from cifarlab.config.ranges import LOGIT_SCALE, NUM_CLASSES, POSITIVE, UNIT, Range
 
 
 class BatchNorm(nn.BatchNorm2d):
@@ -46,6 +50,9 @@ class ConvGroup(nn.Sequential):
                          Conv(c_out, c_out), BatchNorm(c_out, bn_momentum), nn.GELU())
 
 
+WIDTHS = Range(1, integer=True, nullable=True, meaning="channels of each conv group; null: the budget's choice")
+
+
 class AirbenchNet(nn.Module):
     """airbench94's network for 32x32 RGB images.
 
@@ -67,8 +74,12 @@ class AirbenchNet(nn.Module):
     gradcam_layer = "block3"  # the last conv group: a 4x4 map (GradCAM's default target layer)
     feature_blocks = ("whiten", "block1", "block2", "block3")  # the app's feature maps, in forward order
 
-    def __init__(self, num_classes: int = 10, widths: tuple[int, int, int] = (64, 256, 256), bn_momentum: float = 0.4,
-                 logit_scale: float = 1 / 9, bias_lr_scale: float = 64.0) -> None:
+    def __init__(self, num_classes: Annotated[int, NUM_CLASSES] = 10,
+                 widths: Annotated[tuple[int, int, int], WIDTHS] = (64, 256, 256),
+                 bn_momentum: Annotated[float, UNIT.means("PyTorch-convention BatchNorm momentum")] = 0.4,
+                 logit_scale: Annotated[float, LOGIT_SCALE] = 1 / 9,
+                 bias_lr_scale: Annotated[float, POSITIVE.means("the BatchNorm biases' learning-rate multiplier")] = 64.0,
+                 ) -> None:
         super().__init__()
         self.whiten = nn.Conv2d(3, 24, kernel_size=2, padding=0, bias=True)
         self.whiten.weight.requires_grad = False

@@ -19,9 +19,12 @@ Where the max-pool sits is an option, because Page's posts used both:
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
+from cifarlab.config.ranges import LOGIT_SCALE, NUM_CLASSES, NUM_GROUPS
 from cifarlab.models.base import trainable_group
 from cifarlab.models.norm import make_norm
 
@@ -83,7 +86,8 @@ class CustomResNet(nn.Module):
     gradcam_layer = "layer3"  # the last conv block: a 4x4 map (GradCAM's default target layer)
     feature_blocks = ("prep", "layer1", "layer2", "layer3")  # the app's feature maps, in forward order
 
-    def __init__(self, num_classes: int = 10, norm: str = "batch", num_groups: int = 8, logit_scale: float = 0.125,
+    def __init__(self, num_classes: Annotated[int, NUM_CLASSES] = 10, norm: str = "batch",
+                 num_groups: Annotated[int, NUM_GROUPS] = 8, logit_scale: Annotated[float, LOGIT_SCALE] = 0.125,
                  pool_before_norm: bool = True) -> None:
         super().__init__()
         self.logit_scale = logit_scale

@@ -6,9 +6,12 @@ channels, 4x4 average pool, Linear(512, 10). 11,173,962 parameters.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
+from cifarlab.config.ranges import NUM_CLASSES, NUM_GROUPS
 from cifarlab.models.base import trainable_group
 from cifarlab.models.norm import make_norm
 
@@ -49,7 +52,8 @@ class ResNet18(nn.Module):
     gradcam_layer = "layer4"  # the last residual stage: a 4x4 map (GradCAM's default target layer)
     feature_blocks = ("stem", "layer1", "layer2", "layer3", "layer4")  # the app's feature maps, in forward order
 
-    def __init__(self, num_classes: int = 10, norm: str = "batch", num_groups: int = 8) -> None:
+    def __init__(self, num_classes: Annotated[int, NUM_CLASSES] = 10, norm: str = "batch",
+                 num_groups: Annotated[int, NUM_GROUPS] = 8) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), make_norm(norm, 64, num_groups), nn.ReLU(inplace=True))
         widths, strides = (64, 128, 256, 512), (1, 2, 2, 2)

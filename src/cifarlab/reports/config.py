@@ -2,7 +2,8 @@
 comments say what each key does), stored in Hydra's ConfigStore on import as ``eval_schema``,
 ``compare_schema`` and ``data_figures_schema``:
 an unknown key or a value of the wrong type fails when the config is composed, naming the key.
-Ranges are checked when an entry point makes these objects (``OmegaConf.to_object``).
+Each number's range is declared next to its type (:mod:`cifarlab.config.ranges`) and checked when an entry
+point makes these objects (``OmegaConf.to_object``), or when code constructs one.
 
 Raises (on construction):
     ConfigError: a value out of range; the message names the key.
@@ -11,15 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from cifarlab.config.ranges import Range, check_fields
 from cifarlab.errors import ConfigError
 from cifarlab.tta import TTA_MODES
 
 Target = Enum("Target", {"predicted": "predicted", "label": "label"})  # the class whose evidence GradCAM shows
 TTA = Enum("TTA", {m: m for m in TTA_MODES})  # test-time augmentation, cifarlab.tta
+
+AT_LEAST_ONE = Range(1, integer=True, message="{key}={value} must be at least 1")  # a count or a batch size
+FIGURE_SIZE = Range(32, integer=True, message="{key}={value} must be at least 32 (pixels)")  # side of a shown image
 
 
 @dataclass
@@ -37,46 +42,37 @@ class DataRoot:
 @dataclass
 class GradcamSettings:
     target_layer: Optional[str] = None
-    image_weight: float = 0.5
+    image_weight: Annotated[float, Range(0, 1, message="{key}={value} must be in [0, 1]")] = 0.5
     target: Target = Target.predicted
 
 
 @dataclass
 class RobustnessSettings:
     enabled: bool = True
-    images: int = 1000
+    images: Annotated[int, AT_LEAST_ONE] = 1000
     seed: int = 0
     baseline: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if self.images < 1:
-            raise ConfigError(f"eval.robustness.images={self.images} must be at least 1")
 
 
 @dataclass
 class ReportSettings:
     """``eval.*`` of ``conf/eval.yaml``: what the report shows."""
 
-    num_misclassified: int = 10
-    image_size: int = 128
+    num_misclassified: Annotated[int, AT_LEAST_ONE] = 10
+    image_size: Annotated[int, FIGURE_SIZE] = 128
     tta: Optional[TTA] = None  # None: the run's own (train.py's test)
     gradcam: GradcamSettings = field(default_factory=GradcamSettings)
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
 
     def __post_init__(self) -> None:
-        if self.num_misclassified < 1:
-            raise ConfigError(f"eval.num_misclassified={self.num_misclassified} must be at least 1")
-        if self.image_size < 32:
-            raise ConfigError(f"eval.image_size={self.image_size} must be at least 32 (pixels)")
-        if not 0.0 <= self.gradcam.image_weight <= 1.0:
-            raise ConfigError(f"eval.gradcam.image_weight={self.gradcam.image_weight} must be in [0, 1]")
+        check_fields(self, "eval")
 
 
 @dataclass
 class EvalConfig:
     ckpt_path: Optional[str] = None
     data: DataRoot = field(default_factory=DataRoot)
-    batch_size: int = 500
+    batch_size: Annotated[int, AT_LEAST_ONE] = 500
     precision: Optional[str] = None
     model: Optional[Any] = None
     task_name: str = "eval"
@@ -84,15 +80,15 @@ class EvalConfig:
     paths: Paths = field(default_factory=Paths)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size} must be at least 1")
+        check_fields(self)
 
 
 @dataclass
 class BootstrapSettings:
     """``bootstrap.*`` of ``conf/compare.yaml``: the paired bootstrap interval of the accuracy difference."""
 
-    resamples: int = 9999
+    resamples: Annotated[int, Range(100, integer=True, message=(
+        "{key}={value} is too few for a 95 % interval: use at least 100 (default 9999)"))] = 9999
     seed: int = 0
 
 
@@ -107,10 +103,11 @@ class CompareConfig:
     a_predictions: Optional[str] = None
     b_predictions: Optional[str] = None
     data: DataRoot = field(default_factory=DataRoot)
-    batch_size: int = 500
+    batch_size: Annotated[int, AT_LEAST_ONE] = 500
     precision: Optional[str] = None  # None: the one this machine runs fast; the runs' own reproduce their numbers
-    alpha: float = 0.05
-    gallery_size: int = 20
+    alpha: Annotated[float, Range(0, 1, low_open=True, high_open=True,
+                                  message="{key}={value} must be in (0, 1), e.g. alpha=0.05")] = 0.05
+    gallery_size: Annotated[int, Range(1, integer=True, message="{key}={value} must be at least 1 (images)")] = 20
     bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
     task_name: str = "compare"
     paths: Paths = field(default_factory=Paths)
@@ -119,29 +116,20 @@ class CompareConfig:
         if not self.a or not self.b:
             raise ConfigError("give both sides: python compare.py a=<run or sweep dir> b=<run or sweep dir> "
                               "(or a list of run dirs, a=[<run>,<run>]); make compare A=... B=...")
-        if not 0.0 < self.alpha < 1.0:
-            raise ConfigError(f"alpha={self.alpha} must be in (0, 1), e.g. alpha=0.05")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size} must be at least 1")
-        if self.gallery_size < 1:
-            raise ConfigError(f"gallery_size={self.gallery_size} must be at least 1 (images)")
-        if self.bootstrap.resamples < 100:
-            raise ConfigError(f"bootstrap.resamples={self.bootstrap.resamples} is too few for a 95 % interval: "
-                              "use at least 100 (default 9999)")
+        check_fields(self)
 
 
 @dataclass
 class DataFiguresConfig:
     data: Any = None
-    num_samples: int = 20
-    image_size: int = 128
+    num_samples: Annotated[int, AT_LEAST_ONE] = 20
+    image_size: Annotated[int, FIGURE_SIZE] = 128
     seed: int = 0
     task_name: str = "data_figures"
     paths: Paths = field(default_factory=Paths)
 
     def __post_init__(self) -> None:
-        if self.num_samples < 1:
-            raise ConfigError(f"num_samples={self.num_samples} must be at least 1")
+        check_fields(self)
 
 
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)

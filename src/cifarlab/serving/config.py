@@ -1,7 +1,8 @@
 """Typed schemas of ``conf/predict.yaml`` and ``conf/export.yaml`` (their comments say what each key
 does), stored in Hydra's ConfigStore on import as ``predict_schema`` and ``export_schema``: an
 unknown key or a value of the wrong type fails when the config is composed, naming the key.
-Ranges are checked when an entry point makes these objects (``OmegaConf.to_object``).
+Each number's range is declared next to its type (:mod:`cifarlab.config.ranges`) and checked when an entry
+point makes these objects (``OmegaConf.to_object``), or when code constructs one.
 
 Raises (on construction):
     ConfigError: a missing ``ckpt_path`` or ``inputs``, a value out of range; the message names the key.
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from cifarlab.config.ranges import POSITIVE, Range, check_fields
 from cifarlab.errors import ConfigError
-from cifarlab.reports.config import TTA, Paths
+from cifarlab.reports.config import AT_LEAST_ONE, FIGURE_SIZE, TTA, Paths
+
+MAX_MEGAPIXELS = POSITIVE.means("larger uploads are refused", message="{key}={value} must be positive")
 
 Format = Enum("Format", {"onnx": "onnx", "torchscript": "torchscript"})
 
@@ -30,14 +34,15 @@ def require_ckpt_path(ckpt_path: Optional[str], script: str) -> None:
 class PredictConfig:
     ckpt_path: Optional[str] = None
     inputs: Any = None  # a folder, a glob or a file, or a list of them; made a list of str on construction
-    top_k: Optional[int] = None  # None: 3, or every class of a model with fewer (cifarlab.serving.predict.top_k_of)
-    batch_size: int = 500
+    top_k: Annotated[Optional[int], Range(1, integer=True, nullable=True, message="{key}={value} must be at least 1")
+                     ] = None  # None: 3, or every class of a model with fewer (cifarlab.serving.predict.top_k_of)
+    batch_size: Annotated[int, AT_LEAST_ONE] = 500
     tta: TTA = TTA.none
     precision: Optional[str] = None
-    max_megapixels: float = 40.0
+    max_megapixels: Annotated[float, MAX_MEGAPIXELS] = 40.0
     gradcam: bool = False
     target_layer: Optional[str] = None
-    image_size: int = 128
+    image_size: Annotated[int, FIGURE_SIZE] = 128
     task_name: str = "predict"
     paths: Paths = field(default_factory=Paths)
 
@@ -48,13 +53,7 @@ class PredictConfig:
         if not self.inputs:
             raise ConfigError("inputs is not set: pass inputs=<folder, glob or image file>, or a list "
                               "inputs=[a.png,photos/*.jpg]")
-        for key in ("top_k", "batch_size"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
-        if self.max_megapixels <= 0:
-            raise ConfigError(f"max_megapixels={self.max_megapixels} must be positive")
-        if self.image_size < 32:
-            raise ConfigError(f"image_size={self.image_size} must be at least 32 (pixels)")
+        check_fields(self)
 
 
 @dataclass

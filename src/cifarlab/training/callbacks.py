@@ -9,7 +9,7 @@ import random
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import numpy as np
@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.trainer.states import TrainerFn
 
+from cifarlab.config.ranges import COUNT, UNIT_BELOW_ONE
 from cifarlab.errors import CifarlabError
 from cifarlab.models.base import Whitened
 
@@ -35,7 +36,8 @@ class FiniteLossCheck(Callback):
     (torchmetrics' ``MeanMetric`` would otherwise drop NaNs silently.) Checkpoints already written stay.
     """
 
-    def __init__(self, every_n_steps: int = 50) -> None:
+    def __init__(self, every_n_steps: Annotated[int, COUNT.means("steps between checks of the training loss")] = 50,
+                 ) -> None:
         self.every_n_steps = max(1, int(every_n_steps))
         self._finite: torch.Tensor | None = None
         self._checked_step = 0
@@ -76,7 +78,13 @@ class AveragedWeightsOnTest:
 
 class EMA(AveragedWeightsOnTest, EMAWeightAveraging):
     """Lightning's ``EMAWeightAveraging`` (an exponential moving average of the weights, ``decay`` per
-    update), whose averaged weights are also the ones ``trainer.test`` loads from ``last.ckpt``."""
+    update), whose averaged weights are also the ones ``trainer.test`` loads from ``last.ckpt``. Other keyword
+    arguments go to ``EMAWeightAveraging``."""
+
+    def __init__(self, decay: Annotated[float, UNIT_BELOW_ONE.means("the average's weight on its past per update")] = 0.999,
+                 update_every_n_steps: Annotated[int, COUNT.means("steps between updates of the average")] = 1,
+                 **kwargs: Any) -> None:
+        super().__init__(decay=decay, update_every_n_steps=update_every_n_steps, **kwargs)
 
 
 def training_progress(trainer: L.Trainer) -> float:
@@ -101,7 +109,9 @@ class Lookahead(AveragedWeightsOnTest, WeightAveraging):
     The update is a foreach lerp and copy on the device; it never waits on it.
     """
 
-    def __init__(self, every_n_steps: int = 5, base_decay: float = 0.95 ** 5) -> None:
+    def __init__(self, every_n_steps: Annotated[int, COUNT.means("steps between lookahead updates")] = 5,
+                 base_decay: Annotated[float, UNIT_BELOW_ONE.means("the slow weights' decay at the end of training")]
+                 = 0.95 ** 5) -> None:
         super().__init__(use_buffers=True)
         self.every_n_steps, self.base_decay = every_n_steps, base_decay
 

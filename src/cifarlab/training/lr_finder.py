@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import lightning as L
 from lightning.pytorch.tuner import Tuner
 
+from cifarlab.config.ranges import COUNT, POSITIVE, Range, check_arguments
 from cifarlab.errors import ConfigError
 from cifarlab.runs.rundir import write_json_atomic
 
@@ -82,16 +83,24 @@ def write_lr_finder(finder: "_LRFinder", result: LRFinderResult, output_dir: Pat
 
 
 def find_lr(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, output_dir: Path,
-            min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int = 100,
-            early_stop_threshold: float | None = 4.0) -> LRFinderResult:
+            min_lr: Annotated[float, POSITIVE.means("the range test's first learning rate")] = 1e-6,
+            max_lr: Annotated[float, POSITIVE.means("the range test's last learning rate")] = 1.0,
+            num_steps: Annotated[int, COUNT.means("training steps of the range test")] = 100,
+            early_stop_threshold: Annotated[float | None, Range(1, low_open=True, nullable=True, meaning=(
+                "stop once the loss exceeds this multiple of its best (null: never)"))] = 4.0) -> LRFinderResult:
     """Run the range test and write ``lr_finder.png`` and ``lr_finder.json`` (:func:`write_lr_finder`)
     to ``output_dir`` (rank 0). It trains only: validation is off while it runs. The sweep stops early once the
     loss exceeds ``early_stop_threshold`` x its best (divergence).
 
+    The ``lr_find`` node of the config holds these arguments; their ranges are checked with the rest of the
+    config (:func:`cifarlab.config.validation.check_ranges`) and again here.
+
     Raises:
-        ConfigError: bad bounds, or a sweep too short to suggest a rate (see :func:`suggest`).
+        ConfigError: an argument out of its range, ``min_lr`` not below ``max_lr``, or a sweep too short to
+            suggest a rate (see :func:`suggest`).
     """
-    if not 0 < min_lr < max_lr:
+    check_arguments(find_lr, locals(), "lr_find")
+    if not min_lr < max_lr:
         raise ConfigError(f"lr_find.min_lr={min_lr} and lr_find.max_lr={max_lr} must satisfy 0 < min_lr < max_lr")
     # the sweep trains and nothing else: no sanity check, no validation at the epoch ends it crosses
     saved = trainer.limit_val_batches, trainer.num_sanity_val_steps

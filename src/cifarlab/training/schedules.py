@@ -13,11 +13,16 @@ accuracy-against-images frontier is measured.
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from cifarlab.config.ranges import DIV_FACTOR, FINAL_DIV_FACTOR, MAX_LR, PCT_START, Range, check_arguments
 from cifarlab.errors import ConfigError
+
+BUDGET_S = Range(0, low_open=True, nullable=True,
+                 meaning="seconds of training the schedule spans; null: it spans trainer.max_steps")
 
 
 class TimeBudgetOneCycle(LRScheduler):
@@ -38,15 +43,19 @@ class TimeBudgetOneCycle(LRScheduler):
         clock: seconds source, ``time.monotonic`` by default (tests pass a fake).
 
     Raises:
-        ValueError: a non-positive budget (seconds, or steps with ``budget_s=None``) or a ``pct_start`` outside (0, 1).
+        ConfigError: (a ``ValueError``) an argument out of its declared range (a non-positive budget, a
+            ``pct_start`` outside (0, 1)), or ``budget_s=None`` without a positive ``total_steps``.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, budget_s: float | None, max_lr: float | list[float],
-                 pct_start: float = 0.25, div_factor: float = 10.0, final_div_factor: float = 100.0,
+    def __init__(self, optimizer: torch.optim.Optimizer, budget_s: Annotated[float | None, BUDGET_S],
+                 max_lr: Annotated[float | list[float], MAX_LR], pct_start: Annotated[float, PCT_START] = 0.25,
+                 div_factor: Annotated[float, DIV_FACTOR] = 10.0,
+                 final_div_factor: Annotated[float, FINAL_DIV_FACTOR] = 100.0,
                  total_steps: int | None = None, clock=time.monotonic) -> None:
-        if (budget_s if budget_s is not None else total_steps or 0) <= 0 or not 0 < pct_start < 1:
-            raise ValueError(f"model.scheduler.budget_s={budget_s} (or, with null, the run's {total_steps} steps) must be > 0 "
-                             f"and model.scheduler.pct_start={pct_start} in (0, 1)")
+        check_arguments(TimeBudgetOneCycle, locals(), "model.scheduler")
+        if budget_s is None and not (total_steps or 0) > 0:
+            raise ConfigError(f"model.scheduler.budget_s=null spans the run's steps, but it has {total_steps}: the "
+                              "schedule must be > 0 steps long. Set trainer.max_steps, or a budget_s in seconds.")
         groups = len(optimizer.param_groups)
         self.max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * groups
         self.budget_s, self.total_steps, self.pct_start = budget_s, total_steps, pct_start
