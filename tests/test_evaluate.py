@@ -204,3 +204,23 @@ def test_data_figures_of_the_device_path_show_its_batched_augmentation(cifar_roo
     shown = augmented(datamodule, 10)
     assert shown.shape == (10, 32, 32, 3) and shown.dtype == np.uint8
     assert (shown != datamodule.train_set.images[:10]).any(axis=(1, 2, 3)).sum() >= 5  # translated or flipped
+
+
+def test_eval_result_is_typed_and_reads_as_its_json() -> None:
+    from cifarlab.errors import DataError
+    from cifarlab.runs.result import EvalResult
+
+    payload = {"schema": SCHEMA, "checkpoint": {"path": "/r/last.ckpt", "sha256": "ab"}, "model": "AirbenchNet",
+               "data_root": "data", "precision": "32-true", "device": "cpu",
+               "test": {"images": 2, "acc": 0.5, "loss": 0.7, "tta": "none", "acc_tta": None},
+               "per_class": {"cat": {"precision": 1.0, "recall": 0.5}}, "confusion_matrix": [[1, 1], [0, 0]],
+               "misclassified": {"count": 1, "shown": [1]},
+               "gradcam": {"target_layer": "block3", "target": "predicted", "image_weight": 0.5},
+               "calibration": {}, "robustness": None, "inference_s": 0.1, "images_per_s": 20.0, "wall_time_s": 1.0}
+    result = EvalResult.from_dict(json.loads(json.dumps(payload)))
+    assert result.test.acc == 0.5 and result.misclassified.shown == [1] and result.gradcam.target_layer == "block3"
+    assert result == payload and result.to_dict() == payload and list(result.to_dict())[0] == "schema"
+    with pytest.raises(DataError, match="not cifarlab.eval/3"):
+        EvalResult.from_dict({**payload, "schema": "cifarlab.eval/2"})
+    with pytest.raises(DataError, match="cut short"):
+        EvalResult.from_dict({k: v for k, v in payload.items() if k != "test"})

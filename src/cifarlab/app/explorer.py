@@ -21,6 +21,7 @@ from PIL import Image
 from cifarlab.config.ranges import Range
 from cifarlab.data.decode import read_upload
 from cifarlab.errors import CifarlabError, DataError
+from cifarlab.runs.result import EvalResult
 from cifarlab.reports.evaluate import read_report
 from cifarlab.reports.features import BlockOutputs, colourise, conv_layer_names, kernel_grid
 from cifarlab.reports.figures import upscale
@@ -98,7 +99,7 @@ class Explorer:
         self._cams: dict[str, np.ndarray] = {}
         self.data_problem: str | None = None
         self.eval_dir = Path(eval_dir).expanduser() if eval_dir else self._found_eval_dir()
-        self.report: dict | None = None
+        self.report: EvalResult | None = None
         try:
             self._test_set = run.test_set()
             if self.eval_dir:

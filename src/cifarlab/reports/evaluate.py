@@ -18,6 +18,8 @@ from rich.table import Table
 from cifarlab.errors import ConfigError, DataError
 from cifarlab.reports.calibration import calibration_summary, calibration_with_tta, save_reliability_diagram
 from cifarlab.reports.config import EvalConfig, ReportSettings, Target
+from cifarlab.runs.result import EvalResult, EvaluatedCheckpoint, GradcamShown, Misclassified, TestAccuracy
+from cifarlab.runs.result import EVAL_SCHEMA as SCHEMA
 from cifarlab.reports.figures import log_images_to_tensorboard, save_confusion_matrix, save_curves, save_grid, upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, overlay
 from cifarlab.reports.metrics import classification_report
@@ -28,7 +30,6 @@ from cifarlab.runs.rundir import MODEL_CARD, RunDir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "cifarlab.eval/3"
 # The report's figures that also go to the run's TensorBoard (its Images tab), as eval/<name>
 TENSORBOARD_FIGURES = ("confusion_matrix.png", "misclassified.png", "gradcam_misclassified.png", "reliability.png")
 
@@ -39,7 +40,7 @@ def caption(index: int, label: int, probs: torch.Tensor, class_names: list[str])
     return f"#{index} true: {class_names[label]}\npred: {predicted} ({100 * float(probs.max()):.0f}%)"
 
 
-def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_size: int = 500) -> dict:
+def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_size: int = 500) -> EvalResult:
     """Predict the test set with ``run`` and write the report into ``out``.
 
     Everything is checked before the first file is written; ``metrics.json`` is written last,
@@ -51,8 +52,8 @@ def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_siz
     and ``MODEL_CARD.md`` (:func:`cifarlab.reports.model_card.render_model_card`) in the run dir (in ``out`` for a
     checkpoint outside one).
 
-    Returns the contents of ``metrics.json`` (schema ``cifarlab.eval/3``, docs/eval-metrics.md):
-    accuracies as fractions, seconds, test images per second of inference.
+    Returns what ``metrics.json`` holds, typed (:class:`~cifarlab.runs.result.EvalResult`, schema
+    ``cifarlab.eval/3``, docs/eval-metrics.md): accuracies as fractions, seconds, test images per second of inference.
 
     Raises:
         CifarlabError: no test set (see :meth:`TrainedRun.test_set`), an unknown GradCAM layer, more
@@ -107,25 +108,16 @@ def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_siz
     calibration = calibration_with_tta((logits, labels_t), tta, logits_tta, held_out)
     save_reliability_diagram(logits, labels_t, calibration["temperature"], out / "reliability.png")
     robustness = write_robustness(run, baseline, images, labels, robust, batch_size, out) if robust.enabled else None
-    results = {
-        "schema": SCHEMA,
-        "checkpoint": {"path": str(run.ckpt_path.resolve()), "sha256": run.sha256},
-        "model": run.net_name,
-        "data_root": str(run.data_root),
-        "precision": run.precision,
-        "device": str(run.device),
-        "test": {"images": len(labels), "acc": report["acc"], "loss": report["loss"], "tta": tta,
-                 "acc_tta": acc_tta},
-        "per_class": report["per_class"],
-        "confusion_matrix": report["confusion_matrix"],
-        "misclassified": {"count": len(wrong), "shown": shown.tolist()},
-        "gradcam": {"target_layer": layer, "target": target.value, "image_weight": settings.gradcam.image_weight},
-        "calibration": calibration,
-        "robustness": robustness,
-        "inference_s": seconds,
-        "images_per_s": len(labels) / seconds,
-        "wall_time_s": time.perf_counter() - start,
-    }
+    results = EvalResult(
+        checkpoint=EvaluatedCheckpoint(path=str(run.ckpt_path.resolve()), sha256=run.sha256),
+        model=run.net_name, data_root=str(run.data_root), precision=run.precision, device=str(run.device),
+        test=TestAccuracy(images=len(labels), acc=report["acc"], loss=report["loss"], tta=tta, acc_tta=acc_tta),
+        per_class=report["per_class"], confusion_matrix=report["confusion_matrix"],
+        misclassified=Misclassified(count=len(wrong), shown=shown.tolist()),
+        gradcam=GradcamShown(target_layer=layer, target=target.value, image_weight=settings.gradcam.image_weight),
+        calibration=calibration, robustness=robustness, inference_s=seconds, images_per_s=len(labels) / seconds,
+        wall_time_s=time.perf_counter() - start,
+    )
     if run.run_dir and RunDir(run.run_dir).tensorboard.is_dir():
         step = run.train_metrics.global_step if run.train_metrics else 0
         figures = {f"eval/{name.removesuffix('.png')}": out / name for name in TENSORBOARD_FIGURES}
@@ -133,14 +125,14 @@ def write_report(run: TrainedRun, out: Path, settings: ReportSettings, batch_siz
     card = RunDir(run.run_dir).model_card if run.run_dir else out / MODEL_CARD
     figures = sorted(os.path.relpath(f, card.parent) for f in out.glob("*.png"))
     card.write_text(model_card(run, results, figures))
-    write_json_atomic(out / "metrics.json", results)
+    write_json_atomic(out / "metrics.json", results.to_dict())
     return results
 
 
 def read_report(eval_dir: Path, run: TrainedRun, test_labels: np.ndarray, what: str | None = None,
                 instead: str = "leave eval_dir unset to predict the test set here",
-                ) -> tuple[dict, torch.Tensor, np.ndarray]:
-    """An ``evaluate.py`` output dir of ``run``'s checkpoint, checked: its ``metrics.json``, and from
+                ) -> tuple[EvalResult, torch.Tensor, np.ndarray]:
+    """An ``evaluate.py`` output dir of ``run``'s checkpoint, checked: its ``metrics.json`` (typed), and from
     ``predictions.npz`` the logits (N, C) float32 and the test-set indices (N,) int64 of its rows.
 
     Args:
@@ -159,8 +151,8 @@ def read_report(eval_dir: Path, run: TrainedRun, test_labels: np.ndarray, what: 
     if not (metrics.is_file() and npz.is_file()):
         raise DataError(f"{what} holds no metrics.json and predictions.npz: give the output dir of "
                         f"a finished evaluate.py run, or {instead}")
-    report = json.loads(metrics.read_text())
-    if report.get("schema") != SCHEMA or report["checkpoint"]["sha256"] != run.sha256:
+    payload = json.loads(metrics.read_text())
+    if payload.get("schema") != SCHEMA or (payload.get("checkpoint") or {}).get("sha256") != run.sha256:
         raise DataError(f"{what} is not a report ({SCHEMA}) of {run.ckpt_path}: give the "
                         f"evaluate.py output of this checkpoint, or {instead}")
     with np.load(npz) as saved:
@@ -168,30 +160,30 @@ def read_report(eval_dir: Path, run: TrainedRun, test_labels: np.ndarray, what: 
         if not np.array_equal(saved["labels"], test_labels[indices]):
             raise DataError(f"the labels in {npz} differ from those of the test set at {run.data_root}: "
                             "give the data_root that evaluate.py used")
-    return report, logits, indices
+    return EvalResult.from_dict(payload, str(metrics)), logits, indices
 
 
-def print_report(results: dict) -> None:
+def print_report(results: EvalResult) -> None:
     """Per-class precision and recall as a table, the test accuracy, calibration and accuracy under
     corruption, on the console."""
-    table = Table(title=f"cifarlab evaluation: {results['checkpoint']['path']}")
+    table = Table(title=f"cifarlab evaluation: {results.checkpoint.path}")
     for column in ("class", "precision", "recall"):
         table.add_column(column, justify="left" if column == "class" else "right")
-    for name, row in results["per_class"].items():
+    for name, row in results.per_class.items():
         table.add_row(name, f"{100 * row['precision']:.1f} %", f"{100 * row['recall']:.1f} %")
     console = Console()
     console.print(table)
-    test = results["test"]
-    tta = f", with TTA {test['tta']} {100 * test['acc_tta']:.2f} %" if test["acc_tta"] is not None else ""
-    console.print(f"test accuracy {100 * test['acc']:.2f} % ({test['images']} images{tta}), "
-                  f"{results['misclassified']['count']} misclassified, {results['images_per_s']:.0f} images/s "
-                  f"in {results['precision']} on {results['device']}")
-    console.print(calibration_summary(results["calibration"]))
-    if results["robustness"]:
-        console.print(robustness_table(results["robustness"]))
+    test = results.test
+    tta = f", with TTA {test.tta} {100 * test.acc_tta:.2f} %" if test.acc_tta is not None else ""
+    console.print(f"test accuracy {100 * test.acc:.2f} % ({test.images} images{tta}), "
+                  f"{results.misclassified.count} misclassified, {results.images_per_s:.0f} images/s "
+                  f"in {results.precision} on {results.device}")
+    console.print(calibration_summary(results.calibration))
+    if results.robustness:
+        console.print(robustness_table(results.robustness))
 
 
-def evaluate(cfg: EvalConfig) -> dict:
+def evaluate(cfg: EvalConfig) -> EvalResult:
     """``evaluate.py``: the report of ``cfg.ckpt_path`` in ``cfg.paths.output_dir``; returns its metrics.
 
     Raises:

@@ -8,7 +8,7 @@ no absolute path: a path in a recorded command becomes ``<its last part>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cifarlab.reports.config_diff import describe
@@ -76,7 +76,7 @@ def intended_use(class_names: Sequence[str], dataset: str = "CIFAR-10") -> list[
             "another image distribution."]
 
 
-def data_section(config: dict | None, train: dict | None, evaluation: dict | None) -> list[str]:
+def data_section(config: dict | None, train: dict | None, evaluation: Mapping | None) -> list[str]:
     lines = ["## Data", ""]
     checksum = ((train or {}).get("data") or {}).get("checksum")
     dataset = dataset_label(config, train)
@@ -113,7 +113,7 @@ def data_section(config: dict | None, train: dict | None, evaluation: dict | Non
     return lines
 
 
-def accuracy_section(train: dict | None, evaluation: dict | None) -> list[str]:
+def accuracy_section(train: dict | None, evaluation: Mapping | None) -> list[str]:
     test = (evaluation or {}).get("test") or {}
     trained = (train or {}).get("test") or {}
     rows = [("test accuracy (evaluate.py)", pct(test.get("acc"))),
@@ -127,7 +127,7 @@ def accuracy_section(train: dict | None, evaluation: dict | None) -> list[str]:
             *table(("measure", "value"), rows)]
 
 
-def per_class_section(evaluation: dict | None) -> list[str]:
+def per_class_section(evaluation: Mapping | None) -> list[str]:
     lines = ["## Per-class recall", ""]
     per_class = (evaluation or {}).get("per_class")
     if not per_class:
@@ -139,7 +139,7 @@ def per_class_section(evaluation: dict | None) -> list[str]:
                     *table(("class", "recall", "precision"), rows)]
 
 
-def confusion_section(evaluation: dict | None, figures: Sequence[str]) -> list[str]:
+def confusion_section(evaluation: Mapping | None, figures: Sequence[str]) -> list[str]:
     lines = ["## Worst confusion pairs", ""]
     matrix = (evaluation or {}).get("confusion_matrix")
     if not matrix:
@@ -153,7 +153,7 @@ def confusion_section(evaluation: dict | None, figures: Sequence[str]) -> list[s
                     *figure("confusion_matrix.png", "confusion matrix", figures)]
 
 
-def calibration_section(evaluation: dict | None, figures: Sequence[str]) -> list[str]:
+def calibration_section(evaluation: Mapping | None, figures: Sequence[str]) -> list[str]:
     lines = ["## Calibration", ""]
     cal = (evaluation or {}).get("calibration")
     if not cal:
@@ -177,7 +177,7 @@ def calibration_section(evaluation: dict | None, figures: Sequence[str]) -> list
                     *figure("reliability.png", "reliability diagram", figures)]
 
 
-def robustness_section(evaluation: dict | None, figures: Sequence[str]) -> list[str]:
+def robustness_section(evaluation: Mapping | None, figures: Sequence[str]) -> list[str]:
     lines = ["## Robustness", ""]
     rob = (evaluation or {}).get("robustness")
     if not rob:
@@ -195,7 +195,7 @@ def robustness_section(evaluation: dict | None, figures: Sequence[str]) -> list[
     return lines + [summary + ".", "", *table(header, rows), *figure("robustness.png", "robustness", figures)]
 
 
-def hardware_section(train: dict | None, evaluation: dict | None) -> list[str]:
+def hardware_section(train: dict | None, evaluation: Mapping | None) -> list[str]:
     lines = ["## Hardware", ""]
     if train:
         device = (train.get("provenance") or {}).get("device_name") or train.get("accelerator")
@@ -208,7 +208,7 @@ def hardware_section(train: dict | None, evaluation: dict | None) -> list[str]:
     return lines
 
 
-def time_section(train: dict | None, evaluation: dict | None) -> list[str]:
+def time_section(train: dict | None, evaluation: Mapping | None) -> list[str]:
     lines = ["## Time", ""]
     if train:
         lines.append(f"- **Training**: {train['train_seconds']:.0f} s of training epochs (epochs: {train['epochs']}, "
@@ -245,7 +245,7 @@ def reproduce_section(overrides: list[str] | None, train: dict | None) -> list[s
     return lines
 
 
-def render_model_card(config: dict | None, train: dict | None, evaluation: dict | None,
+def render_model_card(config: dict | None, train: dict | None, evaluation: Mapping | None,
                       overrides: list[str] | None = None, class_names: Sequence[str] = (), run_name: str = "",
                       figures: Sequence[str] = ()) -> str:
     """``MODEL_CARD.md`` as markdown.
@@ -285,7 +285,7 @@ def render_model_card(config: dict | None, train: dict | None, evaluation: dict 
     return "\n".join(lines)
 
 
-def model_card(run: TrainedRun, evaluation: dict | None, figures: Sequence[str] = ()) -> str:
+def model_card(run: TrainedRun, evaluation: Mapping | None, figures: Sequence[str] = ()) -> str:
     """:func:`render_model_card` of ``run`` (what its run dir records) and its ``evaluation``."""
     record = run.record
     train = run.train_metrics.to_dict() if run.train_metrics else None
