@@ -57,3 +57,16 @@ def test_render_replaces_only_the_named_blocks() -> None:
     assert render(text, {"x": "new\n"}) == "a\n<!-- results:x -->\nnew\n<!-- /results:x -->\nb\n"
     with pytest.raises(KeyError):
         render(text, {})
+
+
+def test_a_recipe_variant_row_shows_only_what_it_changed() -> None:
+    from cifarlab.reports.results import Record, variant_table
+
+    overrides = ["experiment=cpu_airbench", "model.net.widths=[24,96,96]", "model.scheduler.budget_s=null",
+                 "trainer.max_time=null", "trainer.max_steps=977", "data.val_size=5000", "test=false", "seed=1",
+                 "data.root=../shared/data", "task_name=frontier", "trainer.precision=bf16-mixed", "data.batch_size=512",
+                 "model.loss.label_smoothing=0.1", "hydra.run.dir=outputs/search/w24_i500000_s1_ls0.1"]
+    row = variant_table([Record("w24_i500000_s1_ls0.1", {"seed": 1}, overrides,
+                                {"images": 500000, "val_acc": 0.8688, "val_acc_tta": 0.88183})]).splitlines()[2]
+    assert row == ("| ls0.1 | `model.loss.label_smoothing=0.1` | 24,96,96 | 500,000 | 1 | 86.88 % | 88.18 % | "
+                   "`w24_i500000_s1_ls0.1` |")

@@ -21,12 +21,12 @@ from PIL import Image
 from cifarlab.config.ranges import Range
 from cifarlab.data.decode import read_upload
 from cifarlab.errors import CifarlabError, DataError
-from cifarlab.runs.result import EvalResult
 from cifarlab.reports.evaluate import read_report
 from cifarlab.reports.features import BlockOutputs, colourise, conv_layer_names, kernel_grid
 from cifarlab.reports.figures import upscale
 from cifarlab.reports.gradcam import check_layer, default_target_layer, gradcam, layer_names, overlay
 from cifarlab.reports.model_card import model_card
+from cifarlab.runs.result import EvalResult
 from cifarlab.runs.run import TrainedRun
 from cifarlab.runs.rundir import RunDir
 

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from cifarlab.config.ranges import Range, check_arguments
 from cifarlab.data.arrays import ChecksumReport, ImageArrays, channel_stats
 from cifarlab.data.augment import DeviceAugment, build_eval_transform, build_train_transform
 from cifarlab.data.loaders import DeviceBatches, ImageDataset, PlannedDataLoader
 from cifarlab.data.sampling import BatchPlans, EpochOrder
 from cifarlab.data.sources import check_source, load_arrays, prepare
-from cifarlab.config.ranges import Range, check_arguments
 from cifarlab.errors import ConfigError
 
 AUGMENT_ON = ("workers", "device")
