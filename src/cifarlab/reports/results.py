@@ -144,17 +144,20 @@ FRONTIER_KEYS = ("experiment", "model.net.widths", "model.scheduler.budget_s", "
                  "data.val_size", "test", "seed", "data.root", "task_name", "trainer.precision", "hydra.run.dir")
 
 
-def variant_table(records: list[Record]) -> str:
+def variant_table(records: list[Record], frontier_widths: frozenset[str] = frozenset()) -> str:
     """One row per recipe variant run by ``benchmarks/frontier.py --set ... --tag ...``: what it changed against
-    the frontier's recipe (the overrides beyond :data:`FRONTIER_KEYS`; batch 512 is the recipe's), widths, training
-    images, seed, held-out accuracy plain and with TTA, and the record."""
+    the frontier's recipe (the overrides beyond :data:`FRONTIER_KEYS`, batch 512 being the recipe's; "the widths"
+    for a network shape outside ``frontier_widths``), widths, training images, seed, held-out accuracy plain and
+    with TTA, and the record."""
     lines = ["| variant | changed | widths | images | seed | held-out | with TTA | record |",
              "|---|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (r.name.split("_", 3)[-1], r.metrics["seed"])):
         changed = [o for o in r.overrides if o.split("=", 1)[0].lstrip("+~") not in FRONTIER_KEYS
                    and o != "data.batch_size=512"]
-        lines.append(f"| {r.name.split('_', 3)[-1]} | {', '.join(f'`{o}`' for o in changed) or 'nothing'} | "
-                     f"{override(r, 'model.net.widths').strip('[]').replace(' ', '')} | {r.held_out['images']:,} | "
+        widths = override(r, "model.net.widths").strip("[]").replace(" ", "")
+        shape = "nothing" if widths in frontier_widths else "the widths"
+        lines.append(f"| {r.name.split('_', 3)[-1]} | {', '.join(f'`{o}`' for o in changed) or shape} | "
+                     f"{widths} | {r.held_out['images']:,} | "
                      f"{r.metrics['seed']} | {100 * r.held_out['val_acc']:.2f} % | {100 * r.held_out['val_acc_tta']:.2f} % | "
                      f"`{r.name}` |")
     return "\n".join(lines) + "\n"
@@ -166,7 +169,8 @@ def tables(runs: Path) -> dict[str, str]:
     variants = read_group(runs / "recipe_search") if (runs / "recipe_search").is_dir() else []
     groups = {p.name: read_group(p) for p in sorted(runs.iterdir()) if p.is_dir() and p.name.startswith("make_train")}
     return {"frontier": frontier_table(frontier) if frontier else "",
-            "recipe-search": variant_table(variants) if variants else "",
+            "recipe-search": variant_table(variants, frozenset(r["widths"] for r in frontier_rows(frontier)))
+            if variants else "",
             "make-train": seed_group_table({k: v for k, v in groups.items() if v})}
 
 
