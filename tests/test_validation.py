@@ -65,13 +65,17 @@ def test_train_py_exits_2_before_reading_data(tmp_path: Path) -> None:
 
 
 def test_a_constructor_declares_its_ranges_next_to_its_argument_types() -> None:
-    from cifarlab.config.ranges import declared_ranges
+    from cifarlab.config.ranges import check_arguments, declared_ranges
     from cifarlab.models import AirbenchNet
     from cifarlab.training.callbacks import EMA
 
     assert set(declared_ranges(AirbenchNet)) == {"num_classes", "widths", "bn_momentum", "logit_scale", "bias_lr_scale"}
     assert set(declared_ranges(EMA)) == {"decay", "update_every_n_steps"}
-    assert 1.0 not in declared_ranges(EMA)["decay"] and 0.999 in declared_ranges(EMA)["decay"]
+    decay = declared_ranges(EMA)["decay"]
+    assert (decay.allows(0.999), decay.allows(1.0)) == (True, False)
+    with pytest.raises(ConfigError, match=r"^callbacks.ema.decay=1.0 is out of range: it must be a finite number in "
+                                          r"\[0, 1\) \(the average's weight on its past per update\)"):
+        check_arguments(EMA, {"decay": 1.0, "update_every_n_steps": 1}, "callbacks.ema")
 
 
 def test_a_node_is_checked_against_the_constructor_its_target_names() -> None:

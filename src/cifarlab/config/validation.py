@@ -84,7 +84,8 @@ def lookup(cfg: DictConfig, key: str) -> Any:
 
 
 def _locate(target: str) -> Any:
-    """Our own ``_target_`` (``cifarlab.*``) as the object it names; ``None`` for a third-party one (not imported)."""
+    """Our own ``_target_`` (``cifarlab.*``) as the object it names; ``None`` for a third-party one (not imported).
+    Not ``hydra.utils.get_object``: it logs an error of its own for a bad target, which instantiate reports later."""
     if not target.startswith("cifarlab."):
         return None
     module, _, name = target.rpartition(".")
